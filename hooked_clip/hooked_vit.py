@@ -1,0 +1,187 @@
+"""HookedViT: an OpenCLIP vision transformer on TransformerLens hook points."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from jaxtyping import Float
+from open_clip.transformer import VisionTransformer
+from torch import Tensor, nn
+from transformer_lens import ActivationCache, HookedRootModule
+from transformer_lens.hook_points import HookPoint
+
+from hooked_clip.components import Embed, LayerNorm, TransformerBlock
+from hooked_clip.config import HookedViTConfig
+from hooked_clip.convert import convert_open_clip_vision_weights
+from hooked_clip.inputs import validate_hook_names, validate_images
+from hooked_clip.loading import create_open_clip_model
+
+logger = logging.getLogger(__name__)
+
+
+def vision_tower(module: nn.Module) -> nn.Module:
+    """Return the vision tower of an OpenCLIP `CLIP`/`CustomTextCLIP`, or `module` itself."""
+    visual = getattr(module, "visual", None)
+    return visual if isinstance(visual, nn.Module) else module
+
+
+class HookedViT(HookedRootModule):
+    """An OpenCLIP `VisionTransformer` whose activations are TransformerLens hook points.
+
+    `forward(images)` returns exactly what OpenCLIP's `encode_image(images)` returns (not
+    normalised), `[batch, d_embed]`. Hook points, batch first:
+
+    - `embed.hook_patch_embed` `[batch, n_patches, d_model]`, `embed.hook_pos_embed`
+      `[batch, pos, d_model]`; position 0 is the class token, then the patches row by row;
+    - `ln_pre.hook_scale` `[batch, pos, 1]`, `ln_pre.hook_normalized`;
+    - `hook_embed` `[batch, pos, d_model]`: the residual stream entering block 0 (after
+      `ln_pre`), so that `ActivationCache.decompose_resid()` sums to the final residual stream;
+    - per block `l`: `blocks.{l}.hook_resid_pre/mid/post`, `blocks.{l}.ln1/ln2.hook_scale/
+      hook_normalized`, `blocks.{l}.attn.hook_q/k/v/z` `[batch, pos, head, d_head]`,
+      `blocks.{l}.attn.hook_attn_scores/hook_pattern` `[batch, head, query_pos, key_pos]`,
+      `blocks.{l}.attn.hook_result` `[batch, pos, head, d_model]`, `blocks.{l}.hook_attn_out`,
+      `blocks.{l}.mlp.hook_pre/hook_post` `[batch, pos, d_mlp]`, `blocks.{l}.hook_mlp_out`;
+    - `ln_final.hook_scale/hook_normalized` (OpenCLIP's `ln_post`), `hook_pooled`
+      `[batch, d_model]` and `hook_image_embed` `[batch, d_embed]`.
+
+    A hook that returns a tensor replaces the activation at every hook point.
+    """
+
+    def __init__(self, cfg: HookedViTConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.embed = Embed(cfg)
+        self.ln_pre = LayerNorm(cfg.d_model, cfg.eps, cfg.dtype) if cfg.ln_pre else nn.Identity()
+        self.hook_embed = HookPoint()
+        self.blocks = nn.ModuleList([TransformerBlock(cfg, layer) for layer in range(cfg.n_layers)])
+        self.ln_final = LayerNorm(cfg.d_model, cfg.eps, cfg.dtype)
+        self.hook_pooled = HookPoint()
+        self.W_proj = nn.Parameter(torch.empty(cfg.d_model, cfg.d_embed, dtype=cfg.dtype))
+        self.hook_image_embed = HookPoint()
+        self.setup()
+        self.eval()
+
+    # -- forward -----------------------------------------------------------------------------
+
+    def forward(self, images: Float[Tensor, "batch 3 height width"]) -> Float[Tensor, "batch d_embed"]:
+        """Encode images into the joint image-text space, as OpenCLIP's `encode_image` does.
+
+        Raises:
+            TypeError, ValueError: for input that is not a finite float batch
+                `[batch, 3, height, width]` at the model's image size.
+        """
+        validate_images(images, self.cfg.image_size)
+        images = images.to(device=self.W_proj.device, dtype=self.W_proj.dtype)
+
+        resid = self.hook_embed(self.ln_pre(self.embed(images)))
+        for block in self.blocks:
+            resid = block(resid)
+
+        pooled = self.hook_pooled(self.ln_final(resid)[:, 0])
+        return self.hook_image_embed(pooled @ self.W_proj)
+
+    def run_with_cache(
+        self,
+        *model_args: Any,
+        names_filter: str | Sequence[str] | Callable[[str], bool] | None = None,
+        **kwargs: Any,
+    ) -> tuple[Tensor, ActivationCache]:
+        """Run the model and cache activations; return `(image_embed, ActivationCache)`.
+
+        Takes the arguments of `HookedRootModule.run_with_cache` (`names_filter`, `device`,
+        `remove_batch_dim`, `incl_bwd`, ...). Hook names given as strings are checked.
+
+        Raises:
+            KeyError: a hook name in `names_filter` that the model does not have.
+        """
+        validate_hook_names(names_filter, self.hook_dict)
+        has_batch_dim = not kwargs.get("remove_batch_dim", False)
+        output, cache_dict = super().run_with_cache(*model_args, names_filter=names_filter, **kwargs)
+        return output, ActivationCache(cache_dict, self, has_batch_dim=has_batch_dim)
+
+    def run_with_hooks(self, *model_args: Any, fwd_hooks=(), bwd_hooks=(), **kwargs: Any) -> Any:
+        """Run the model with temporary hooks `[(name or filter, hook_fn), ...]`.
+
+        Raises:
+            KeyError: a hook name that the model does not have.
+        """
+        for name, _ in list(fwd_hooks) + list(bwd_hooks):
+            if isinstance(name, str):
+                validate_hook_names(name, self.hook_dict)
+        return super().run_with_hooks(*model_args, fwd_hooks=fwd_hooks, bwd_hooks=bwd_hooks, **kwargs)
+
+    def train(self, mode: bool = True) -> "HookedViT":
+        # NOTE: HookedViT has no dropout or patch dropout, so train mode changes no computation.
+        return super().train(mode)
+
+    # -- loading -----------------------------------------------------------------------------
+
+    @classmethod
+    def from_open_clip(
+        cls,
+        model_name: str,
+        pretrained: str | os.PathLike | None = None,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+        cache_dir: str | None = None,
+    ) -> "HookedViT":
+        """Build an OpenCLIP model by name and convert its vision tower.
+
+        `pretrained` is None (random weights, with a logged warning), an OpenCLIP pretrained tag
+        such as `"laion2b_s34b_b88k"`, or the path of a checkpoint file.
+
+        Raises:
+            ValueError: unknown model name (close names listed) or tag.
+            FileNotFoundError: a checkpoint path that does not exist.
+            PretrainedWeightsUnavailableError: weights that cannot be downloaded here.
+            NotImplementedError: a vision tower that HookedViT does not support.
+        """
+        clip = create_open_clip_model(model_name, pretrained, cache_dir=cache_dir)
+        model = cls.from_open_clip_model(clip, device=device, dtype=dtype)
+        model.cfg.model_name = model_name
+        model.cfg.pretrained = None if pretrained is None else os.fspath(pretrained)
+        return model
+
+    @classmethod
+    def from_open_clip_model(
+        cls,
+        module: nn.Module,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> "HookedViT":
+        """Convert an already built OpenCLIP `CLIP` or `VisionTransformer` (left unchanged).
+
+        Raises:
+            NotImplementedError: a vision tower that HookedViT does not support.
+            WeightConversionError: a state-dict key without a mapping, or a parameter without a source.
+        """
+        visual = vision_tower(module)
+        if not isinstance(visual, VisionTransformer):
+            raise NotImplementedError(
+                f"HookedViT supports OpenCLIP's VisionTransformer only; got {type(visual).__name__} "
+                "(timm towers and ModifiedResNet have no HookedViT conversion)."
+            )
+        cfg = HookedViTConfig.from_open_clip(visual)
+        _check_layer_norm_eps(visual, cfg.eps)
+
+        state_dict = convert_open_clip_vision_weights(visual.state_dict(), cfg)
+        cfg.device = str(device or cfg.device)
+        cfg.dtype = dtype or cfg.dtype
+
+        with torch.device("meta"):
+            model = cls(cfg)
+        model.load_state_dict(state_dict, strict=True, assign=True)
+        return model.to(device=cfg.device, dtype=cfg.dtype).eval()
+
+
+def _check_layer_norm_eps(visual: VisionTransformer, eps: float) -> None:
+    for name, module in visual.named_modules():
+        if isinstance(module, nn.LayerNorm) and module.eps != eps:
+            raise NotImplementedError(
+                f"LayerNorm {name!r} has eps={module.eps} but the first block uses eps={eps}; "
+                "HookedViT needs one eps for every LayerNorm."
+            )

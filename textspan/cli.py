@@ -1,0 +1,178 @@
+"""The `textspan` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import torch
+
+from hooked_clip import PretrainedWeightsUnavailableError
+from hooked_clip.hooked_clip import HookedCLIP
+from textspan.decomposition import decompose, direct_effect_shares
+from textspan.heatmaps import save_overlay, token_heatmaps
+from textspan.images import denormalize, list_images, load_images, shipped_photos_dir
+from textspan.pools import general_pool, load_pool
+from textspan.text_span import text_span_heads
+
+logger = logging.getLogger("textspan")
+
+RANDOM_WEIGHTS_NOTE = (
+    "These results come from random weights: they show the structure of the analysis only, "
+    "not what a trained CLIP model encodes."
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="textspan",
+        description="Decompose CLIP image embeddings into heads and image tokens, and label heads with text.",
+    )
+    subcommands = parser.add_subparsers(dest="command", required=True)
+
+    demo = subcommands.add_parser(
+        "demo",
+        help="decompose photos, label the last layers' heads with TEXTSPAN, and write heatmaps",
+        description="Run the decomposition, TEXTSPAN and text heatmaps on a folder of photos "
+        "(by default the photos that ship with textspan).",
+    )
+    demo.add_argument("--model", default="ViT-B-16", help="OpenCLIP model name (default: %(default)s)")
+    demo.add_argument(
+        "--pretrained",
+        default="laion2b_s34b_b88k",
+        help="OpenCLIP pretrained tag, a checkpoint file path, or 'random' for random weights (default: %(default)s)",
+    )
+    demo.add_argument("--images", type=Path, default=None, help="folder of images (default: the shipped photos)")
+    demo.add_argument("--out", type=Path, default=Path("demo-out"), help="output folder (default: %(default)s)")
+    demo.add_argument("--pool", type=Path, default=None, help="text file of candidate descriptions, one per line "
+                      "(default: the built-in general pool)")
+    demo.add_argument("--layers", type=int, default=4, help="number of last layers whose heads TEXTSPAN labels "
+                      "(default: %(default)s)")
+    demo.add_argument("--texts-per-head", type=int, default=5, help="TEXTSPAN texts per head (default: %(default)s)")
+    demo.add_argument("--description", default=None, help="text of the heatmaps (default: for each photo, the "
+                      "pool description closest to its embedding)")
+    demo.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                      help="torch device (default: %(default)s)")
+    demo.add_argument("--seed", type=int, default=0, help="seed of the random weights (default: %(default)s)")
+    demo.set_defaults(run=run_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for name in ("textspan", "hooked_clip"):
+        logging.getLogger(name).setLevel(logging.INFO)
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except PretrainedWeightsUnavailableError as error:
+        print(
+            f"textspan: {error}\n\nTo run offline, pass --pretrained random (random weights, structure only) "
+            "or --pretrained PATH (an OpenCLIP checkpoint file you downloaded elsewhere).",
+            file=sys.stderr,
+        )
+        return 2
+    except (FileNotFoundError, ValueError, KeyError, NotImplementedError) as error:
+        print(f"textspan: error: {error}", file=sys.stderr)
+        return 2
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    random_weights = args.pretrained == "random"
+    if random_weights:
+        torch.manual_seed(args.seed)
+    model = HookedCLIP.from_open_clip(args.model, None if random_weights else args.pretrained, device=args.device)
+    if args.layers <= 0 or args.layers > model.visual.cfg.n_layers:
+        raise ValueError(f"--layers {args.layers} is invalid; {args.model} has {model.visual.cfg.n_layers} layers.")
+
+    paths = list_images(args.images or shipped_photos_dir())
+    images, _ = load_images(paths, model.preprocess)
+    pool = load_pool(args.pool) if args.pool else general_pool()
+    args.out.mkdir(parents=True, exist_ok=True)
+    if random_weights:
+        print(f"NOTE: {RANDOM_WEIGHTS_NOTE}\n")
+
+    cfg = model.visual.cfg
+    decomposition = decompose(model.visual, images.to(args.device), token_layers=range(cfg.n_layers))
+    shares = direct_effect_shares(decomposition)
+    print(format_layer_table(shares))
+
+    text_embeddings = model.encode_text(pool, normalize=True, progress=True)
+    last_layers = list(range(cfg.n_layers - args.layers, cfg.n_layers))
+    n_texts = min(args.texts_per_head, len(paths) - 1)
+    spans = text_span_heads(
+        decomposition.heads[:, last_layers], text_embeddings, n_texts, last_layers, texts=pool
+    )
+    print(format_text_spans(spans))
+
+    heatmap_files = write_heatmaps(model, decomposition, images, paths, pool, text_embeddings, args)
+    report = {
+        "model": args.model,
+        "pretrained": args.pretrained,
+        "random_weights": random_weights,
+        "note": RANDOM_WEIGHTS_NOTE if random_weights else None,
+        "images": [str(path) for path in paths],
+        "pool_size": len(pool),
+        "direct_effect_shares": {key: value.tolist() for key, value in shares.items()},
+        "text_spans": [result.to_dict() | {"basis": None} for result in spans],
+        "heatmaps": heatmap_files,
+    }
+    write_json(args.out / "report.json", report)
+    print(f"\nWrote {len(heatmap_files)} heatmaps and report.json to {args.out}")
+    return 0
+
+
+def format_layer_table(shares: dict[str, torch.Tensor]) -> str:
+    """Render the per-layer direct effects (share of the embedding, mean over images) as text."""
+    lines = ["Direct effect on the image embedding: <term, e> / |e|^2, mean over images", "",
+             f"{'layer':>5}  {'attention':>10}  {'mlp':>10}"]
+    for layer, (attention, mlp) in enumerate(zip(shares["attention"].tolist(), shares["mlp"].tolist(), strict=True)):
+        lines.append(f"{layer:>5}  {attention:>10.4f}  {mlp:>10.4f}")
+    lines.append(f"class token {float(shares['embed']):.4f}, ln_post bias {float(shares['ln_bias']):.4f}")
+    return "\n".join(lines) + "\n"
+
+
+def format_text_spans(spans) -> str:
+    """Render TEXTSPAN results as one block per head."""
+    lines = []
+    for result in spans:
+        explained = result.explained[-1] if result.explained else 0.0
+        lines.append(f"L{result.layer}.H{result.head} (variance explained {explained:.2f})")
+        lines.extend(f"    {text}" for text in result.texts or [])
+    return "\n".join(lines)
+
+
+def write_heatmaps(model, decomposition, images, paths, pool, text_embeddings, args) -> list[dict]:
+    """Write one heatmap PNG per image and return their descriptions."""
+    cfg = model.visual.cfg
+    if args.description:
+        descriptions = [args.description] * len(paths)
+        directions = model.encode_text([args.description], normalize=True).expand(len(paths), -1)
+    else:
+        nearest = (decomposition.total() @ text_embeddings.T).argmax(dim=1)
+        descriptions = [pool[i] for i in nearest.tolist()]
+        directions = text_embeddings[nearest]
+
+    maps = token_heatmaps(decomposition, directions, cfg.grid_size)
+    preprocess_cfg = model.preprocess_cfg
+    written = []
+    for index, (path, description) in enumerate(zip(paths, descriptions, strict=True)):
+        target = args.out / f"{path.stem}_heatmap.png"
+        picture = denormalize(images[index], preprocess_cfg.mean, preprocess_cfg.std)
+        save_overlay(picture, maps[index, index], target, f"{path.name}: \"{description}\" (all layers, all heads)")
+        written.append({"image": path.name, "description": description, "file": target.name})
+    return written
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write `data` as JSON through a temporary file, so that a failure leaves no partial file."""
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(data, indent=2))
+    temporary.replace(path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

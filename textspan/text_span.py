@@ -1,0 +1,330 @@
+"""TEXTSPAN: a greedy basis of text directions for the outputs of one attention head.
+
+Algorithm 1 of Gandelsman, Efros and Steinhardt, "Interpreting CLIP's Image Representation via
+Text-Based Decomposition" (ICLR 2024). Each step picks the candidate text whose (projected)
+embedding has the largest variance of dot products with the head outputs over the images, then
+projects that direction out of the head outputs and out of every candidate.
+
+The implementation works on the covariance of the head outputs in the coordinates of their
+principal directions. The variance of candidate `j` after the steps so far is
+`x_j P Cov P x_j^T` with `P` the projection away from the chosen directions; it is updated in
+`O(M * (rank + steps))` per step instead of recomputing `R C^T` in `O(M * K * d)`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+logger = logging.getLogger(__name__)
+
+# A candidate whose squared norm after projection falls below this fraction of its squared norm
+# before the first step lies in the span already chosen (a duplicate, or a zero vector) and is skipped.
+NORM_TOLERANCE = 1e-10
+
+
+@dataclass
+class TextSpanResult:
+    """The texts that TEXTSPAN chose for one head, in the order chosen.
+
+    `variances[i]` is the variance over images of the head outputs along the i-th chosen
+    direction (after projecting out the earlier ones); `explained[i]` is the fraction of the
+    head outputs' total variance that the first `i + 1` directions explain (equation 7 of
+    Gandelsman et al., 2024). `basis` holds the orthonormal directions `[n_chosen, d]` whose span
+    the algorithm builds, and `projection = basis.T @ basis` maps head outputs onto that span.
+    """
+
+    indices: list[int]
+    texts: list[str] | None
+    variances: list[float]
+    explained: list[float]
+    basis: Float[Tensor, "n_chosen d"]
+    reconstruction: Float[Tensor, "n_images d"] | None = None
+    layer: int | None = None
+    head: int | None = None
+
+    @property
+    def projection(self) -> Float[Tensor, "d d"]:
+        return self.basis.T @ self.basis
+
+    def to_dict(self) -> dict:
+        """Return a JSON-serialisable dict (the reconstruction is left out)."""
+        return {
+            "layer": self.layer,
+            "head": self.head,
+            "indices": self.indices,
+            "texts": self.texts,
+            "variances": self.variances,
+            "explained": self.explained,
+            "basis": self.basis.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TextSpanResult":
+        return cls(
+            indices=list(data["indices"]),
+            texts=data.get("texts"),
+            variances=list(data["variances"]),
+            explained=list(data["explained"]),
+            basis=torch.tensor(data["basis"], dtype=torch.float64),
+            layer=data.get("layer"),
+            head=data.get("head"),
+        )
+
+    def save(self, path: str | Path) -> None:
+        """Write the result as JSON to `path` (through a temporary file, so a crash leaves no half file)."""
+        path = Path(path)
+        temporary = path.with_name(path.name + ".tmp")
+        temporary.write_text(json.dumps(self.to_dict()))
+        temporary.replace(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TextSpanResult":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def validate_text_span_inputs(
+    head_outputs: Tensor, text_embeddings: Tensor, n_texts: int, texts: Sequence[str] | None
+) -> None:
+    """Raise ValueError or TypeError for TEXTSPAN inputs of the wrong shape, size or content."""
+    for name, tensor in (("head_outputs", head_outputs), ("text_embeddings", text_embeddings)):
+        if not isinstance(tensor, Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}.")
+        if tensor.ndim != 2:
+            raise ValueError(f"{name} has shape {tuple(tensor.shape)}; expected 2 axes.")
+        if not torch.is_floating_point(tensor):
+            raise TypeError(f"{name} has dtype {tensor.dtype}; expected a floating-point tensor.")
+        if not bool(torch.isfinite(tensor).all()):
+            raise ValueError(f"{name} contains NaN or infinite values; remove or fix those rows.")
+    n_images, width = head_outputs.shape
+    n_candidates, text_width = text_embeddings.shape
+    if n_images < 2:
+        raise ValueError(f"head_outputs has {n_images} image(s); the variance over images needs at least 2.")
+    if text_width != width:
+        raise ValueError(
+            f"text_embeddings have width {text_width} but head_outputs have width {width}; both must be "
+            "vectors in the joint image-text space of the same model."
+        )
+    if n_candidates == 0:
+        raise ValueError("text_embeddings is empty; pass a pool of candidate descriptions.")
+    if not isinstance(n_texts, int) or n_texts <= 0:
+        raise ValueError(f"n_texts={n_texts!r} is invalid; expected a positive integer.")
+    if n_texts > n_candidates:
+        raise ValueError(
+            f"n_texts={n_texts} is larger than the pool of {n_candidates} candidate texts; "
+            "pass a larger pool or ask for fewer texts."
+        )
+    if texts is not None and len(texts) != n_candidates:
+        raise ValueError(f"texts has {len(texts)} entries but text_embeddings has {n_candidates} rows.")
+
+
+def principal_directions(
+    head_outputs: Float[Tensor, "n_images d"], rank: int | None = None
+) -> tuple[Float[Tensor, "d r"], Float[Tensor, "r"], float]:
+    """Return the top principal directions of the centred head outputs, their variances and the total.
+
+    `rank=None` keeps every direction with non-negligible variance.
+
+    Raises:
+        ValueError: `rank` larger than the number of images or the width.
+    """
+    n_images, width = head_outputs.shape
+    if rank is not None and not 0 < rank <= min(n_images, width):
+        raise ValueError(
+            f"rank={rank} is invalid for {n_images} images of width {width}; expected 1..{min(n_images, width)}."
+        )
+    centred = head_outputs - head_outputs.mean(dim=0)
+    covariance = centred.T @ centred / n_images
+    eigenvalues, eigenvectors = torch.linalg.eigh(covariance)
+    eigenvalues, eigenvectors = eigenvalues.flip(0), eigenvectors.flip(1)
+    total = float(eigenvalues.clamp_min(0).sum())
+
+    significant = int((eigenvalues > eigenvalues[0].clamp_min(0) * 1e-12).sum())
+    keep = significant if rank is None else min(rank, significant)
+    return eigenvectors[:, :keep], eigenvalues[:keep].clamp_min(0), total
+
+
+@torch.no_grad()
+def text_span(
+    head_outputs: Float[Tensor, "n_images d"],
+    text_embeddings: Float[Tensor, "n_candidates d"],
+    n_texts: int,
+    texts: Sequence[str] | None = None,
+    rank: int | None = None,
+    normalize_texts: bool = False,
+    reconstruct: bool = True,
+) -> TextSpanResult:
+    """Choose `n_texts` candidate texts that span the variation of one head's outputs.
+
+    `head_outputs` are the head's direct contributions to the image embedding for K images;
+    `text_embeddings` the text embeddings of M candidates in the same space. The candidates are
+    first projected onto the span of the head outputs' principal directions (`rank` of them, or
+    all with non-zero variance when None) and, with `normalize_texts`, rescaled to unit norm.
+    A candidate that becomes zero, such as a duplicate of a chosen one, is never chosen. If no
+    candidate with non-zero norm remains, the result holds fewer than `n_texts` texts and a
+    warning is logged. Ties go to the lowest index. Computation is in float64.
+
+    Raises:
+        ValueError, TypeError: inputs of the wrong shape or width, NaN, fewer than 2 images,
+            an empty pool or a pool smaller than `n_texts`.
+    """
+    validate_text_span_inputs(head_outputs, text_embeddings, n_texts, texts)
+    outputs = head_outputs.to(torch.float64)
+    directions, variances, total_variance = principal_directions(outputs, rank)
+
+    candidates = text_embeddings.to(device=outputs.device, dtype=torch.float64) @ directions
+    if normalize_texts:
+        candidates = candidates / candidates.norm(dim=1, keepdim=True).clamp_min(1e-30)
+    chosen_coordinates = _greedy_span(candidates, variances, n_texts)
+
+    chosen = [index for index, _ in chosen_coordinates]
+    if len(chosen) < n_texts:
+        logger.warning(
+            "TEXTSPAN stopped after %d of %d texts: no remaining candidate has a component outside the chosen span.",
+            len(chosen), n_texts,
+        )
+    basis = torch.stack([q for _, q in chosen_coordinates]) @ directions.T if chosen else outputs.new_zeros(0, outputs.shape[1])
+    step_variances = [float(q @ (variances * q)) for _, q in chosen_coordinates]
+    explained = torch.tensor(step_variances, dtype=torch.float64).cumsum(0) / max(total_variance, 1e-300)
+
+    return TextSpanResult(
+        indices=chosen,
+        texts=[texts[i] for i in chosen] if texts is not None else None,
+        variances=step_variances,
+        explained=explained.tolist(),
+        basis=basis,
+        reconstruction=outputs @ basis.T @ basis if reconstruct else None,
+    )
+
+
+def _greedy_span(
+    candidates: Float[Tensor, "M r"], variances: Float[Tensor, "r"], n_texts: int
+) -> list[tuple[int, Tensor]]:
+    """Run the greedy selection on candidates expressed in principal coordinates.
+
+    In these coordinates the covariance of the head outputs is `diag(variances)`. For the
+    orthonormal chosen directions `Q`, the variance of candidate `j` is
+    `g_j - 2 sum_s A_js B_js + (A S A^T)_jj`, with `A = X Q`, `B = X diag(variances) Q`,
+    `S = Q^T diag(variances) Q`, and its squared norm is `|x_j|^2 - sum_s A_js^2`.
+    """
+    weighted = candidates * variances
+    base_variance = (weighted * candidates).sum(dim=1)
+    base_norm = (candidates * candidates).sum(dim=1)
+
+    cross = torch.zeros_like(base_variance)  # sum_s A_js B_js
+    quadratic = torch.zeros_like(base_variance)  # (A S A^T)_jj
+    norm_removed = torch.zeros_like(base_variance)  # sum_s A_js^2
+    columns: list[Tensor] = []  # A's columns
+    directions: list[Tensor] = []  # the chosen orthonormal q_s
+
+    chosen: list[tuple[int, Tensor]] = []
+    for _ in range(n_texts):
+        norms = base_norm - norm_removed
+        variance = base_variance - 2 * cross + quadratic
+        alive = norms > NORM_TOLERANCE * base_norm.clamp_min(1e-300)
+        if not bool(alive.any()):
+            break
+        variance = torch.where(alive, variance, torch.full_like(variance, -torch.inf))
+        best = int(torch.argmax(variance))
+
+        direction = candidates[best].clone()
+        for q in directions:
+            direction -= (direction @ q) * q
+        direction = direction / direction.norm()
+
+        a = candidates @ direction
+        b = weighted @ direction
+        s_vector = torch.stack([q @ (variances * direction) for q in directions]) if directions else None
+        s_diagonal = direction @ (variances * direction)
+
+        if s_vector is not None:
+            quadratic += 2 * a * (torch.stack(columns, dim=1) @ s_vector)
+        quadratic += s_diagonal * a * a
+        cross += a * b
+        norm_removed += a * a
+        columns.append(a)
+        directions.append(direction)
+        chosen.append((best, direction))
+    return chosen
+
+
+@torch.no_grad()
+def text_span_plain(
+    head_outputs: Float[Tensor, "n_images d"],
+    text_embeddings: Float[Tensor, "n_candidates d"],
+    n_texts: int,
+    rank: int | None = None,
+    normalize_texts: bool = False,
+) -> list[int]:
+    """Run Algorithm 1 literally (`D = R C^T` each step) and return the chosen indices.
+
+    A slow baseline for benchmarks; it projects the candidates the same way as `text_span`.
+    """
+    validate_text_span_inputs(head_outputs, text_embeddings, n_texts, None)
+    outputs = head_outputs.to(torch.float64)
+    directions, _, _ = principal_directions(outputs, rank)
+    R = text_embeddings.to(torch.float64) @ directions @ directions.T
+    if normalize_texts:
+        R = R / R.norm(dim=1, keepdim=True).clamp_min(1e-30)
+    C = outputs.clone()
+    start_norms = (R * R).sum(dim=1)
+
+    chosen = []
+    for _ in range(n_texts):
+        D = R @ C.T
+        variance = D.var(dim=1, unbiased=False)
+        alive = (R * R).sum(dim=1) > NORM_TOLERANCE * start_norms.clamp_min(1e-300)
+        if not bool(alive.any()):
+            break
+        variance = torch.where(alive, variance, torch.full_like(variance, -torch.inf))
+        best = int(torch.argmax(variance))
+        chosen.append(best)
+        r = R[best].clone()
+        C = C - (C @ r)[:, None] * r / (r @ r)
+        R = R - (R @ r)[:, None] * r / (r @ r)
+    return chosen
+
+
+def text_span_heads(
+    head_outputs: Float[Tensor, "n_images layer head d"],
+    text_embeddings: Float[Tensor, "n_candidates d"],
+    n_texts: int,
+    layers: Sequence[int],
+    texts: Sequence[str] | None = None,
+    rank: int | None = None,
+    normalize_texts: bool = False,
+    progress: bool = True,
+) -> list[TextSpanResult]:
+    """Run `text_span` for every head of the given layers; return one result per head.
+
+    `head_outputs[:, i]` holds the outputs of `layers[i]` (for example `decomposition.heads[:, -4:]`
+    with `layers=range(n_layers - 4, n_layers)`). Results come layer by layer, head by head.
+
+    Raises:
+        ValueError: `layers` whose length differs from axis 1 of `head_outputs`; and the errors
+            of `text_span`.
+    """
+    from tqdm.auto import tqdm
+
+    if head_outputs.ndim != 4:
+        raise ValueError(f"head_outputs has shape {tuple(head_outputs.shape)}; expected [n_images, layer, head, d].")
+    layers = list(layers)
+    if len(layers) != head_outputs.shape[1]:
+        raise ValueError(f"layers lists {len(layers)} layers but head_outputs has {head_outputs.shape[1]} on axis 1.")
+
+    results = []
+    pairs = [(slot, head) for slot in range(len(layers)) for head in range(head_outputs.shape[2])]
+    for slot, head in tqdm(pairs, desc="TEXTSPAN heads", disable=not progress):
+        result = text_span(
+            head_outputs[:, slot, head], text_embeddings, n_texts, texts, rank, normalize_texts, reconstruct=False
+        )
+        result.layer, result.head = layers[slot], head
+        results.append(result)
+    return results
