@@ -140,16 +140,13 @@ def _reject_unsupported_options(visual: VisionTransformer) -> None:
     """Raise NotImplementedError naming the first option of `visual` that HookedViT lacks."""
     if getattr(visual, "attn_pool", None) is not None:
         raise NotImplementedError(
-            "The attentional pooler (attn_pool, used by CoCa) is not supported by HookedViT yet."
+            "The attentional pooler (attn_pool, used by CoCa) is not supported by HookedViT: its queries "
+            "cross-attend to every token through their own LayerNorm, which HookedViT does not reproduce yet."
         )
-    if visual.pool_type != "tok":
+    if visual.pool_type not in ("tok", "avg"):
         raise NotImplementedError(
-            f"pool_type={visual.pool_type!r} is not supported by HookedViT yet; only 'tok' (class token) is."
+            f"pool_type={visual.pool_type!r} is not supported by HookedViT; 'tok' and 'avg' are."
         )
-    if visual.final_ln_after_pool:
-        raise NotImplementedError("final_ln_after_pool=True is not supported by HookedViT yet.")
-    if isinstance(visual.ln_pre, nn.Identity):
-        raise NotImplementedError("no_ln_pre=True (CLIPA) is not supported by HookedViT yet.")
     if visual.proj is None:
         raise NotImplementedError("A vision tower without its output projection (proj=None) is not supported.")
     if not visual.transformer.batch_first:

@@ -7,7 +7,9 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import einops
 import torch
+import torch.nn.functional as F
 from jaxtyping import Float
 from open_clip.transformer import VisionTransformer
 from torch import Tensor, nn
@@ -45,8 +47,11 @@ class HookedViT(HookedRootModule):
       `blocks.{l}.attn.hook_attn_scores/hook_pattern` `[batch, head, query_pos, key_pos]`,
       `blocks.{l}.attn.hook_result` `[batch, pos, head, d_model]`, `blocks.{l}.hook_attn_out`,
       `blocks.{l}.mlp.hook_pre/hook_post` `[batch, pos, d_mlp]`, `blocks.{l}.hook_mlp_out`;
-    - `ln_final.hook_scale/hook_normalized` (OpenCLIP's `ln_post`), `hook_pooled`
-      `[batch, d_model]` and `hook_image_embed` `[batch, d_embed]`.
+    - `ln_final.hook_scale/hook_normalized` (OpenCLIP's `ln_post`), `[batch, pos, 1]` and
+      `[batch, pos, d_model]`, or `[batch, 1]` and `[batch, d_model]` for towers with
+      `final_ln_after_pool`; `hook_pooled` `[batch, d_model]` (the class token with
+      `pool_type='tok'`, the mean of the patch tokens with `'avg'`) and `hook_image_embed`
+      `[batch, d_embed]`.
 
     A hook that returns a tensor replaces the activation at every hook point.
     """
@@ -81,8 +86,26 @@ class HookedViT(HookedRootModule):
         for block in self.blocks:
             resid = block(resid)
 
-        pooled = self.hook_pooled(self.ln_final(resid)[:, 0])
+        if self.cfg.final_ln_after_pool:
+            pooled = self.ln_final(self._pool(resid))
+        else:
+            pooled = self._pool(self.ln_final(resid))
+        pooled = self.hook_pooled(pooled)
         return self.hook_image_embed(pooled @ self.W_proj)
+
+    def _pool(self, tokens: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch d_model"]:
+        if self.cfg.pool_type == "avg":
+            return tokens[:, 1:].mean(dim=1)
+        return tokens[:, 0]
+
+    def pool_weights(self, batch: int = 1) -> Float[Tensor, "batch pos"]:
+        """Return the weight of each position in the pooled vector: one-hot for 'tok', 1/n_patches for 'avg'."""
+        weights = torch.zeros(batch, self.cfg.n_ctx, device=self.W_proj.device, dtype=self.W_proj.dtype)
+        if self.cfg.pool_type == "avg":
+            weights[:, 1:] = 1.0 / self.cfg.n_patches
+        else:
+            weights[:, 0] = 1.0
+        return weights
 
     def run_with_cache(
         self,
@@ -128,11 +151,13 @@ class HookedViT(HookedRootModule):
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
         cache_dir: str | None = None,
+        image_size: int | tuple[int, int] | None = None,
     ) -> "HookedViT":
         """Build an OpenCLIP model by name and convert its vision tower.
 
         `pretrained` is None (random weights, with a logged warning), an OpenCLIP pretrained tag
-        such as `"laion2b_s34b_b88k"`, or the path of a checkpoint file.
+        such as `"laion2b_s34b_b88k"`, or the path of a checkpoint file. `image_size` opts in to
+        another input size (see `from_open_clip_model`).
 
         Raises:
             ValueError: unknown model name (close names listed) or tag.
@@ -141,7 +166,7 @@ class HookedViT(HookedRootModule):
             NotImplementedError: a vision tower that HookedViT does not support.
         """
         clip = create_open_clip_model(model_name, pretrained, cache_dir=cache_dir)
-        model = cls.from_open_clip_model(clip, device=device, dtype=dtype)
+        model = cls.from_open_clip_model(clip, device=device, dtype=dtype, image_size=image_size)
         model.cfg.model_name = model_name
         model.cfg.pretrained = None if pretrained is None else os.fspath(pretrained)
         return model
@@ -152,8 +177,14 @@ class HookedViT(HookedRootModule):
         module: nn.Module,
         device: str | torch.device | None = None,
         dtype: torch.dtype | None = None,
+        image_size: int | tuple[int, int] | None = None,
     ) -> "HookedViT":
         """Convert an already built OpenCLIP `CLIP` or `VisionTransformer` (left unchanged).
+
+        `image_size` (pixels, an int or `(height, width)`) resizes the patch grid of the positional
+        embedding with bicubic interpolation, as OpenCLIP does when it loads a checkpoint into a
+        model of another size; the class-token position is kept as is. Without it, input of any
+        size other than the trained one is rejected.
 
         Raises:
             NotImplementedError: a vision tower that HookedViT does not support.
@@ -169,6 +200,8 @@ class HookedViT(HookedRootModule):
         _check_layer_norm_eps(visual, cfg.eps)
 
         state_dict = convert_open_clip_vision_weights(visual.state_dict(), cfg)
+        if image_size is not None:
+            state_dict["embed.W_pos"] = _resize_positional_embedding(state_dict["embed.W_pos"], cfg, image_size)
         cfg.device = str(device or cfg.device)
         cfg.dtype = dtype or cfg.dtype
 
@@ -176,6 +209,26 @@ class HookedViT(HookedRootModule):
             model = cls(cfg)
         model.load_state_dict(state_dict, strict=True, assign=True)
         return model.to(device=cfg.device, dtype=cfg.dtype).eval()
+
+
+def _resize_positional_embedding(W_pos: Tensor, cfg: HookedViTConfig, image_size: int | tuple[int, int]) -> Tensor:
+    """Interpolate the patch part of `W_pos` to the grid of `image_size` and update `cfg.image_size`."""
+    size = (image_size, image_size) if isinstance(image_size, int) else tuple(int(v) for v in image_size)
+    if len(size) != 2 or min(size) <= 0 or size[0] % cfg.patch_size[0] or size[1] % cfg.patch_size[1]:
+        raise ValueError(
+            f"image_size={image_size} is invalid; expected positive (height, width) multiples of the "
+            f"patch size {cfg.patch_size}."
+        )
+    old_grid = cfg.grid_size
+    cfg.image_size = size
+    if cfg.grid_size == old_grid:
+        return W_pos
+
+    class_position, patches = W_pos[:1], W_pos[1:]
+    grid = einops.rearrange(patches, "(rows cols) d -> 1 d rows cols", rows=old_grid[0], cols=old_grid[1])
+    grid = F.interpolate(grid.float(), size=cfg.grid_size, mode="bicubic", antialias=True, align_corners=False)
+    patches = einops.rearrange(grid, "1 d rows cols -> (rows cols) d").to(W_pos.dtype)
+    return torch.cat([class_position, patches])
 
 
 def _check_layer_norm_eps(visual: VisionTransformer, eps: float) -> None:

@@ -70,8 +70,13 @@ def test_config_read_from_module(named_model):
         {"image_size": (32, 48)},
         {"ls_init_value": 0.5},
         {"patch_size": (8, 4), "image_size": (32, 24)},
+        {"pool_type": "avg"},
+        {"final_ln_after_pool": True},
+        {"final_ln_after_pool": True, "pool_type": "avg"},
+        {"no_ln_pre": True},
     ],
-    ids=["square", "non-square-image", "layer-scale", "non-square-patch"],
+    ids=["square", "non-square-image", "layer-scale", "non-square-patch", "avg-pool", "ln-after-pool",
+         "avg-ln-after-pool", "no-ln-pre"],
 )
 def test_parity_tiny_configs(overrides):
     clip = tiny_clip(**overrides)
@@ -79,6 +84,35 @@ def test_parity_tiny_configs(overrides):
     images = torch.randn(3, 3, *model.cfg.image_size)
     with torch.no_grad():
         assert_parity(model(images), clip.encode_image(images))
+
+
+def test_resized_positions_match_open_clip():
+    from open_clip.model import resize_pos_embed
+
+    clip = tiny_clip()
+    resized_clip = tiny_clip(image_size=48)
+    state_dict = {key: value.clone() for key, value in clip.state_dict().items()}
+    resize_pos_embed(state_dict, resized_clip)
+    resized_clip.load_state_dict(state_dict)
+    model = HookedViT.from_open_clip_model(clip, image_size=48)
+    images = torch.randn(2, 3, 48, 48)
+    assert model.cfg.image_size == (48, 48)
+    with torch.no_grad():
+        assert_parity(model(images), resized_clip.encode_image(images))
+
+
+def test_resize_non_square_keeps_class_position():
+    clip = tiny_clip()
+    model = HookedViT.from_open_clip_model(clip, image_size=(32, 56))
+    assert model.cfg.grid_size == (4, 7)
+    torch.testing.assert_close(model.embed.W_pos[0], clip.visual.positional_embedding[0])
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 32, 56)).shape == (1, 24)
+
+
+def test_resize_rejects_bad_size():
+    with pytest.raises(ValueError, match="multiples of the patch size"):
+        HookedViT.from_open_clip_model(tiny_clip(), image_size=30)
 
 
 def test_parity_float64():
@@ -308,9 +342,6 @@ def test_conversion_rejects_whole_clip_state_dict():
 @pytest.mark.parametrize(
     ("overrides", "feature"),
     [
-        ({"pool_type": "avg"}, "pool_type='avg'"),
-        ({"final_ln_after_pool": True}, "final_ln_after_pool"),
-        ({"no_ln_pre": True}, "no_ln_pre"),
         ({"attentional_pool": True}, "attentional pooler"),
         ({"qk_norm": True}, "CustomResidualAttentionBlock"),
     ],

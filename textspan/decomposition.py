@@ -30,7 +30,12 @@ MeanAndBias = Literal["per_term", "shared"]
 class Decomposition:
     """Direct effects on the image embedding of each part of the model, in the joint space.
 
-    With `mean_and_bias="per_term"` each term is centred on its own before the `ln_post` scale is
+    The pooled vector is `sum_q w_q LN(resid_q)` over token positions `q` (the class token for
+    'tok' pooling, the patches with weight `1/n_patches` for 'avg'), or `LN(sum_q w_q resid_q)`
+    for towers with `final_ln_after_pool`. With each image's LayerNorm statistics fixed, every
+    term of the residual stream maps linearly into the embedding.
+
+    With `mean_and_bias="per_term"` each term is centred on its own before the LayerNorm scale is
     applied, the way TransformerLens's `apply_ln_to_stack` does, and the `ln_post` bias and the
     attention output biases are terms of their own. A head's term is then exactly the change in
     the embedding when that head's output is removed from the final residual stream with the
@@ -42,19 +47,19 @@ class Decomposition:
     """
 
     embed: Float[Tensor, "batch d_embed"]
-    """The class token's initial residual stream (after `ln_pre`)."""
+    """The initial residual stream (after `ln_pre`) at the pooled positions."""
     heads: Float[Tensor, "batch layer head d_embed"]
     attn_bias: Float[Tensor, "batch layer d_embed"]
     mlps: Float[Tensor, "batch layer d_embed"]
     ln_bias: Float[Tensor, "batch d_embed"]
     """The `ln_post` bias through the projection (zero with `mean_and_bias="shared"`)."""
-    scale: Float[Tensor, "batch"]
-    """The `ln_post` standard deviation `sqrt(var + eps)` of each image's class token."""
+    pool_scale: Float[Tensor, "batch rows"]
+    """Pooling weight divided by the `ln_post` standard deviation, for each pooled position."""
     mean_and_bias: MeanAndBias = "per_term"
     token_layers: tuple[int, ...] = ()
-    """Layers whose per-token contributions `tokens()` can compute."""
+    """Layers whose per-token contributions `tokens()` and `token_scores()` can compute."""
     _values: Tensor | None = field(default=None, repr=False)
-    _cls_pattern: Tensor | None = field(default=None, repr=False)
+    _token_attention: Tensor | None = field(default=None, repr=False)
     _W_O: Tensor | None = field(default=None, repr=False)
     _readout: Tensor | None = field(default=None, repr=False)
     _shared: Tensor | None = field(default=None, repr=False)
@@ -84,32 +89,23 @@ class Decomposition:
     def tokens(
         self, layers: Sequence[int] | None = None, heads: Sequence[int] | None = None
     ) -> Float[Tensor, "batch pos d_embed"]:
-        """Return each token position's direct effect through the chosen heads, `[batch, pos, d_embed]`.
+        """Return each source token's direct effect through the chosen heads, `[batch, pos, d_embed]`.
 
         Position 0 is the class token and positions `1..n_patches` are the patches row by row.
         Summed over positions, the result equals `heads[:, layers][:, :, heads].sum((1, 2))`.
-        `layers` defaults to every layer in `token_layers`; `heads` to every head.
+        `layers` defaults to every layer in `token_layers`, `heads` to every head.
 
         Raises:
             ValueError: a layer that `decompose` was not asked to keep tokens for, or a head
                 index out of range.
         """
-        layers = list(self.token_layers if layers is None else layers)
-        missing = [layer for layer in layers if layer not in self.token_layers]
-        if missing or not layers:
-            raise ValueError(
-                f"Per-token terms of layers {missing or layers} are not available; this decomposition keeps "
-                f"token_layers={list(self.token_layers)}. Call decompose(..., token_layers=...) with them."
-            )
-        head_index = _check_indices(heads, self.n_heads, "head")
-        slots = [self.token_layers.index(layer) for layer in layers]
-
+        slots, head_index = self._token_selection(layers, heads)
         values = self._values[:, slots][:, :, :, head_index]
-        pattern = self._cls_pattern[:, slots][:, :, head_index]
+        attention = self._token_attention[:, slots][:, :, head_index]
         W_O = self._W_O[slots][:, head_index]
-        weighted_values = einops.rearrange(pattern, "b l h p -> b l p h 1") * values
-        per_token = torch.einsum("blphe,lhed->bpd", weighted_values, W_O)
-        per_token = self._project(per_token)
+
+        weighted_values = einops.rearrange(attention, "b l h p -> b l p h 1") * values
+        per_token = self._project(torch.einsum("blphe,lhed->bpd", weighted_values, W_O))
 
         if self.mean_and_bias == "shared":
             n_pos = per_token.shape[1]
@@ -117,12 +113,72 @@ class Decomposition:
             per_token = per_token + shared_per_head[:, None, :] / n_pos
         return per_token
 
+    def token_scores(
+        self,
+        text_embeddings: Float[Tensor, "n_texts d_embed"],
+        layers: Sequence[int] | None = None,
+        heads: Sequence[int] | None = None,
+    ) -> Float[Tensor, "batch layer head pos n_texts"]:
+        """Return `<c_(token, layer, head), t>` for every text direction `t`, without forming `c`.
+
+        The text directions are taken back through the projection, the `ln_post` weight and each
+        head's `W_O` first, so memory is `O(batch * layers * heads * pos * n_texts)`. Summing the
+        result over heads and positions gives `heads @ text_embeddings.T`.
+
+        Raises:
+            ValueError: as `tokens`, or text embeddings of the wrong width.
+        """
+        validate_text_embeddings(text_embeddings, self.heads.shape[-1])
+        slots, head_index = self._token_selection(layers, heads)
+        texts = text_embeddings.to(self._readout)
+        directions = self._readout @ texts.T
+        if self.mean_and_bias == "per_term":
+            directions = directions - directions.mean(dim=0, keepdim=True)
+
+        W_O = self._W_O[slots][:, head_index]
+        head_directions = torch.einsum("lhed,dt->lhet", W_O, directions)
+        values = self._values[:, slots][:, :, :, head_index]
+        attention = self._token_attention[:, slots][:, :, head_index]
+        scores = torch.einsum("blphe,lhet->blhpt", values, head_directions) * attention[..., None]
+
+        if self.mean_and_bias == "shared":
+            n_pos = scores.shape[3]
+            shared = self._shared[:, slots][:, :, head_index] @ texts.T
+            scores = scores + shared[:, :, :, None, :] / n_pos
+        return scores
+
+    def _token_selection(
+        self, layers: Sequence[int] | None, heads: Sequence[int] | None
+    ) -> tuple[list[int], list[int]]:
+        layers = list(self.token_layers if layers is None else layers)
+        missing = [layer for layer in layers if layer not in self.token_layers]
+        if missing or not layers:
+            raise ValueError(
+                f"Per-token terms of layers {missing or layers} are not available; this decomposition keeps "
+                f"token_layers={list(self.token_layers)}. Call decompose(..., token_layers=...) with them."
+            )
+        return [self.token_layers.index(layer) for layer in layers], _check_indices(heads, self.n_heads, "head")
+
     def _project(self, terms: Float[Tensor, "batch *rest d_model"]) -> Float[Tensor, "batch *rest d_embed"]:
+        """Map residual-stream terms, already weighted by `pool_scale`, into the joint space."""
         if self.mean_and_bias == "per_term":
             terms = terms - terms.mean(dim=-1, keepdim=True)
-        projected = terms @ self._readout
-        shape = (-1,) + (1,) * (projected.ndim - 2) + (1,)
-        return projected / self.scale.view(shape)
+        return terms @ self._readout
+
+
+def validate_text_embeddings(text_embeddings: object, width: int) -> None:
+    """Raise ValueError unless `text_embeddings` is a finite `[n_texts, width]` float tensor."""
+    if not isinstance(text_embeddings, Tensor) or text_embeddings.ndim != 2:
+        shape = tuple(text_embeddings.shape) if isinstance(text_embeddings, Tensor) else type(text_embeddings).__name__
+        raise ValueError(f"text_embeddings has shape {shape}; expected [n_texts, {width}].")
+    if text_embeddings.shape[0] == 0:
+        raise ValueError("text_embeddings is empty; pass at least one text embedding.")
+    if text_embeddings.shape[1] != width:
+        raise ValueError(
+            f"text_embeddings have width {text_embeddings.shape[1]}; this model's embeddings have width {width}."
+        )
+    if not torch.is_floating_point(text_embeddings) or not bool(torch.isfinite(text_embeddings).all()):
+        raise ValueError("text_embeddings must be floating point without NaN or infinite values.")
 
 
 def _check_indices(indices: Sequence[int] | None, size: int, what: str) -> list[int]:
@@ -145,46 +201,49 @@ def decompose(
     """Decompose the image embeddings of `images` into direct effects (see `Decomposition`).
 
     `token_layers` lists the layers (negative indices count from the end) whose per-token
-    contributions `Decomposition.tokens()` will compute; they cost one `[batch, pos, d_model]`
-    value tensor per layer. Runs one forward pass with hooks that keep only the class-token rows.
+    contributions `Decomposition.tokens()` and `token_scores()` will compute; each costs one
+    `[batch, pos, d_model]` value tensor. One forward pass runs, with hooks that keep only the
+    rows of the pooled positions (the class token for 'tok' pooling).
 
     Raises:
-        NotImplementedError: a model whose pooling is not the class token.
         ValueError: unknown `mean_and_bias`, or layers out of range; and the input errors of
             `HookedViT.forward`.
     """
     cfg = model.cfg
-    if cfg.pool_type != "tok" or cfg.final_ln_after_pool:
-        raise NotImplementedError(
-            f"decompose supports class-token pooling only; this model has pool_type={cfg.pool_type!r}, "
-            f"final_ln_after_pool={cfg.final_ln_after_pool}."
-        )
     if mean_and_bias not in ("per_term", "shared"):
         raise ValueError(f"mean_and_bias={mean_and_bias!r} is invalid; expected 'per_term' or 'shared'.")
-    token_layers = tuple(_normalise_layers(token_layers or (), cfg.n_layers))
+    token_layers = tuple(normalise_layers(token_layers or (), cfg.n_layers))
+    pooled_rows = slice(0, 1) if cfg.pool_type == "tok" else slice(None)
 
     stored: dict[str, Tensor] = {}
 
-    def keep_class_row(activation: Tensor, hook) -> None:
-        stored[hook.name] = activation[:, 0]
+    def keep_pooled_rows(activation: Tensor, hook) -> None:
+        stored[hook.name] = activation[:, pooled_rows]
 
     def keep_all(activation: Tensor, hook) -> None:
         stored[hook.name] = activation
 
-    hooks = [("hook_embed", keep_class_row), ("ln_final.hook_scale", keep_class_row)]
+    last = cfg.n_layers - 1
+    hooks = [("hook_embed", keep_pooled_rows), (f"blocks.{last}.hook_resid_post", keep_pooled_rows)]
+    hooks.append(("ln_final.hook_scale", keep_all if cfg.final_ln_after_pool else keep_pooled_rows))
     for layer in range(cfg.n_layers):
-        hooks.append((f"blocks.{layer}.attn.hook_z", keep_class_row))
-        hooks.append((f"blocks.{layer}.hook_mlp_out", keep_class_row))
+        hooks.append((f"blocks.{layer}.attn.hook_z", keep_pooled_rows))
+        hooks.append((f"blocks.{layer}.hook_mlp_out", keep_pooled_rows))
     for layer in token_layers:
-        hooks.append((f"blocks.{layer}.attn.hook_q", keep_class_row))
+        hooks.append((f"blocks.{layer}.attn.hook_q", keep_pooled_rows))
         hooks.append((f"blocks.{layer}.attn.hook_k", keep_all))
         hooks.append((f"blocks.{layer}.attn.hook_v", keep_all))
     embedding = model.run_with_hooks(images, fwd_hooks=hooks)
 
-    return _assemble(model, stored, token_layers, mean_and_bias, embedding.dtype)
+    return _assemble(model, stored, token_layers, mean_and_bias, pooled_rows, embedding.dtype)
 
 
-def _normalise_layers(layers: Sequence[int], n_layers: int) -> list[int]:
+def normalise_layers(layers: Sequence[int], n_layers: int) -> list[int]:
+    """Return sorted, unique, non-negative layer indices; negative ones count from the end.
+
+    Raises:
+        ValueError: a layer outside `-n_layers..n_layers - 1`.
+    """
     result = []
     for layer in layers:
         index = int(layer) + n_layers if int(layer) < 0 else int(layer)
@@ -200,6 +259,7 @@ def _assemble(
     stored: dict[str, Tensor],
     token_layers: tuple[int, ...],
     mean_and_bias: MeanAndBias,
+    pooled_rows: slice,
     dtype: torch.dtype,
 ) -> Decomposition:
     cfg = model.cfg
@@ -209,56 +269,64 @@ def _assemble(
     def cast(tensor: Tensor) -> Tensor:
         return tensor.to(compute_dtype)
 
+    embed = cast(stored["hook_embed"])
+    batch = embed.shape[0]
+    weights = cast(model.pool_weights(batch))[:, pooled_rows]
+    if cfg.final_ln_after_pool:
+        pool_scale = weights / cast(stored["ln_final.hook_scale"]).reshape(batch, 1)
+    else:
+        pool_scale = weights / cast(stored["ln_final.hook_scale"])[..., 0]
+
+    def pool(terms: Tensor) -> Tensor:
+        """Sum `[batch, rows, *rest]` over the pooled rows with weight / std."""
+        shape = pool_scale.shape + (1,) * (terms.ndim - 2)
+        return (terms * pool_scale.view(shape)).sum(dim=1)
+
     readout = cast(model.ln_final.w)[:, None] * cast(model.W_proj)
-    scale = cast(stored["ln_final.hook_scale"]).reshape(-1)
     W_O = torch.stack([cast(model.blocks[layer].attn.W_O) for layer in layers])
     b_O = torch.stack([cast(model.blocks[layer].attn.b_O) for layer in layers])
 
-    z = torch.stack([cast(stored[f"blocks.{layer}.attn.hook_z"]) for layer in layers], dim=1)
-    head_results = torch.einsum("blhe,lhed->blhd", z, W_O)
-    mlp_out = torch.stack([cast(stored[f"blocks.{layer}.hook_mlp_out"]) for layer in layers], dim=1)
-    embed = cast(stored["hook_embed"])
-    batch = embed.shape[0]
+    z = torch.stack([pool(cast(stored[f"blocks.{layer}.attn.hook_z"])) for layer in layers], dim=1)
+    mlp_out = torch.stack([pool(cast(stored[f"blocks.{layer}.hook_mlp_out"])) for layer in layers], dim=1)
+    total_scale = pool_scale.sum(dim=1)
 
     decomposition = Decomposition(
         embed=embed,
-        heads=head_results,
-        attn_bias=einops.repeat(b_O, "layer d -> batch layer d", batch=batch),
+        heads=z,
+        attn_bias=b_O,
         mlps=mlp_out,
         ln_bias=einops.repeat(cast(model.ln_final.b) @ cast(model.W_proj), "e -> batch e", batch=batch),
-        scale=scale,
+        pool_scale=pool_scale,
         mean_and_bias=mean_and_bias,
         token_layers=token_layers,
         _readout=readout,
     )
     project = decomposition._project
-    decomposition.embed = project(embed)
-    decomposition.heads = project(head_results)
+    decomposition.embed = project(pool(embed))
+    decomposition.heads = project(torch.einsum("blhe,lhed->blhd", z, W_O))
     decomposition.mlps = project(mlp_out)
-    decomposition.attn_bias = project(decomposition.attn_bias)
+    decomposition.attn_bias = project(b_O[None] * total_scale[:, None, None])
 
     if mean_and_bias == "shared":
-        _share_mean_and_bias(decomposition, embed, head_results, mlp_out, b_O, readout)
+        # The mean of a weighted sum of positions is the weighted sum of their means, so one
+        # formula covers LayerNorm before and after pooling.
+        resid = cast(stored[f"blocks.{cfg.n_layers - 1}.hook_resid_post"])
+        pooled_mean = (resid.mean(dim=-1) * pool_scale).sum(dim=1)
+        _share_mean_and_bias(decomposition, pooled_mean, readout)
 
     if token_layers:
-        _keep_token_inputs(decomposition, stored, token_layers, W_O, cfg.d_head, cast)
+        _keep_token_inputs(decomposition, stored, token_layers, W_O, pool_scale, cfg.d_head, cast)
     return decomposition
 
 
-def _share_mean_and_bias(
-    decomposition: Decomposition,
-    embed: Tensor,
-    head_results: Tensor,
-    mlp_out: Tensor,
-    b_O: Tensor,
-    readout: Tensor,
-) -> None:
-    """Move the mean and bias of `ln_post` and the attention output biases onto the head terms."""
-    resid = embed + head_results.sum(dim=(1, 2)) + b_O.sum(dim=0) + mlp_out.sum(dim=1)
-    mean = resid.mean(dim=-1)
-    bias_minus_mean = decomposition.ln_bias - mean[:, None] * readout.sum(dim=0) / decomposition.scale[:, None]
+def _share_mean_and_bias(decomposition: Decomposition, pooled_mean: Tensor, readout: Tensor) -> None:
+    """Move the `ln_post` mean and bias and the attention output biases onto the head terms.
 
-    n_layers, n_heads = head_results.shape[1], head_results.shape[2]
+    `pooled_mean` is the residual-stream mean of each pooled position times its weight / std,
+    summed over positions, `[batch]`.
+    """
+    bias_minus_mean = decomposition.ln_bias - pooled_mean[:, None] * readout.sum(dim=0)
+    n_layers, n_heads = decomposition.n_layers, decomposition.n_heads
     shared = bias_minus_mean[:, None, None, :] / (n_layers * n_heads)
     shared = shared + decomposition.attn_bias[:, :, None, :] / n_heads
     decomposition.heads = decomposition.heads + shared
@@ -267,14 +335,14 @@ def _share_mean_and_bias(
     decomposition.ln_bias = torch.zeros_like(decomposition.ln_bias)
 
 
-def _keep_token_inputs(decomposition, stored, token_layers, W_O, d_head, cast) -> None:
-    """Store the values and class-token attention rows that `Decomposition.tokens` contracts."""
+def _keep_token_inputs(decomposition, stored, token_layers, W_O, pool_scale, d_head, cast) -> None:
+    """Store the values, and the attention of the pooled rows to each token weighted by `pool_scale`."""
     queries = torch.stack([cast(stored[f"blocks.{layer}.attn.hook_q"]) for layer in token_layers], dim=1)
     keys = torch.stack([cast(stored[f"blocks.{layer}.attn.hook_k"]) for layer in token_layers], dim=1)
     values = torch.stack([cast(stored[f"blocks.{layer}.attn.hook_v"]) for layer in token_layers], dim=1)
-    scores = torch.einsum("blhe,blphe->blhp", queries, keys) / d_head**0.5
+    pattern = (torch.einsum("blqhe,blkhe->blhqk", queries, keys) / d_head**0.5).softmax(dim=-1)
 
-    decomposition._cls_pattern = scores.softmax(dim=-1)
+    decomposition._token_attention = torch.einsum("blhqk,bq->blhk", pattern, pool_scale)
     decomposition._values = values
     decomposition._W_O = W_O[list(token_layers)]
 

@@ -14,7 +14,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from hooked_clip import HookedViT
-from textspan.decomposition import Decomposition, decompose
+from textspan.decomposition import Decomposition, decompose, validate_text_embeddings
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def token_heatmaps(
     Raises:
         ValueError: text embeddings of the wrong width, or a grid that does not match the tokens.
     """
-    _check_text_embeddings(text_embeddings, decomposition.heads.shape[-1])
+    validate_text_embeddings(text_embeddings, decomposition.heads.shape[-1])
     per_token = decomposition.tokens(layers, heads)[:, 1:]
     rows, cols = grid_size
     if rows * cols != per_token.shape[1]:
@@ -55,7 +55,7 @@ def text_heatmap(
     `layers` defaults to every layer, so that the maps sum (with the class-token position) to
     the attention layers' direct effect.
     """
-    _check_text_embeddings(text_embeddings, model.cfg.d_embed)
+    validate_text_embeddings(text_embeddings, model.cfg.d_embed)
     layers = list(range(model.cfg.n_layers)) if layers is None else list(layers)
     decomposition = decompose(model, images, token_layers=layers)
     return token_heatmaps(decomposition, text_embeddings, model.cfg.grid_size)
@@ -103,17 +103,3 @@ def save_overlay(
     figure.savefig(temporary, dpi=100)
     plt.close(figure)
     temporary.replace(path)
-
-
-def _check_text_embeddings(text_embeddings: Tensor, width: int) -> None:
-    if not isinstance(text_embeddings, Tensor) or text_embeddings.ndim != 2:
-        shape = tuple(text_embeddings.shape) if isinstance(text_embeddings, Tensor) else type(text_embeddings).__name__
-        raise ValueError(f"text_embeddings has shape {shape}; expected [n_texts, {width}].")
-    if text_embeddings.shape[0] == 0:
-        raise ValueError("text_embeddings is empty; pass at least one text embedding.")
-    if text_embeddings.shape[1] != width:
-        raise ValueError(
-            f"text_embeddings have width {text_embeddings.shape[1]}; this model's embeddings have width {width}."
-        )
-    if not bool(torch.isfinite(text_embeddings).all()):
-        raise ValueError("text_embeddings contain NaN or infinite values.")
