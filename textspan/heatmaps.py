@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import einops
@@ -14,7 +15,9 @@ from jaxtyping import Float
 from torch import Tensor
 
 from hooked_clip import HookedViT
+from hooked_clip.hooked_clip import HookedCLIP
 from textspan.decomposition import Decomposition, decompose, validate_text_embeddings
+from textspan.text_span import TextSpanResult
 
 logger = logging.getLogger(__name__)
 
@@ -45,20 +48,110 @@ def token_heatmaps(
 
 
 def text_heatmap(
-    model: HookedViT,
+    model: HookedViT | HookedCLIP,
     images: Float[Tensor, "batch 3 height width"],
-    text_embeddings: Float[Tensor, "n_texts d_embed"],
+    texts: Sequence[str] | Float[Tensor, "n_texts d_embed"],
     layers: Sequence[int] | None = None,
+    reference_texts: Sequence[str] | Float[Tensor, "n_reference d_embed"] | None = None,
 ) -> Float[Tensor, "batch n_texts rows cols"]:
     """Decompose `images` and return their text heatmaps on the model's patch grid.
 
-    `layers` defaults to every layer, so that the maps sum (with the class-token position) to
-    the attention layers' direct effect.
+    `texts` are strings (with a `HookedCLIP`, encoded and normalised) or text embeddings.
+    `layers` defaults to every layer, so that each map plus the class-token position sums to
+    the attention layers' direct effect along the text. With `reference_texts` (for example the
+    descriptions of every class), the mean heatmap over them is subtracted from each map: the bias
+    normalisation of the segmentation protocol of Gandelsman et al. (2024), footnote 3. Because
+    heatmaps are linear in the text direction, that mean is the heatmap of the mean direction.
+
+    Raises:
+        TypeError: strings with a `HookedViT`, which has no text tower.
+        ValueError: empty texts, text embeddings of the wrong width, layers out of range; and
+            the input errors of `HookedViT.forward`.
     """
-    validate_text_embeddings(text_embeddings, model.cfg.d_embed)
-    layers = list(range(model.cfg.n_layers)) if layers is None else list(layers)
-    decomposition = decompose(model, images, token_layers=layers)
-    return token_heatmaps(decomposition, text_embeddings, model.cfg.grid_size)
+    visual = model.visual if isinstance(model, HookedCLIP) else model
+    directions = _text_directions(model, texts, visual.cfg.d_embed)
+    if reference_texts is not None:
+        directions = directions - _text_directions(model, reference_texts, visual.cfg.d_embed).mean(dim=0)
+
+    layers = list(range(visual.cfg.n_layers)) if layers is None else list(layers)
+    decomposition = decompose(visual, images, token_layers=layers)
+    return token_heatmaps(decomposition, directions, visual.cfg.grid_size)
+
+
+def relative_heatmap(
+    model: HookedViT | HookedCLIP,
+    images: Float[Tensor, "batch 3 height width"],
+    text: str | Float[Tensor, "d_embed"],
+    other_text: str | Float[Tensor, "d_embed"],
+    layers: Sequence[int] | None = None,
+) -> Float[Tensor, "batch rows cols"]:
+    """Return the heatmap of `text` minus the heatmap of `other_text` (Figure 8b of Gandelsman et al., 2024)."""
+    visual = model.visual if isinstance(model, HookedCLIP) else model
+    pair = [text, other_text]
+    if all(isinstance(item, str) for item in pair):
+        directions = _text_directions(model, pair, visual.cfg.d_embed)
+    else:
+        directions = torch.stack([torch.as_tensor(item) for item in pair])
+    return text_heatmap(model, images, directions[:1] - directions[1:], layers)[:, 0]
+
+
+@dataclass
+class HeadHeatmaps:
+    """Per-head heatmaps of the TEXTSPAN texts with the largest and smallest coefficient, per image."""
+
+    layer: int
+    head: int
+    top_texts: list[str]
+    bottom_texts: list[str]
+    top: Float[Tensor, "batch rows cols"]
+    bottom: Float[Tensor, "batch rows cols"]
+
+
+def head_heatmaps(
+    decomposition: Decomposition,
+    span: TextSpanResult,
+    text_embeddings: Float[Tensor, "n_candidates d_embed"],
+    grid_size: tuple[int, int],
+) -> HeadHeatmaps:
+    """Map, for one head, the TEXTSPAN texts most and least similar to each image's head output.
+
+    For each image the coefficients are `<c_head, t>` over the head's chosen texts `t`; the
+    text with the largest coefficient and the one with the smallest (most negative) are mapped
+    on the head's per-token contributions (Figure 6 of Gandelsman et al., 2024).
+    `text_embeddings` is the candidate pool the span was chosen from.
+
+    Raises:
+        ValueError: a span without layer, head or chosen texts; a layer without per-token terms.
+    """
+    if span.layer is None or span.head is None or not span.indices:
+        raise ValueError("span must be a TEXTSPAN result of one head with at least one text (see text_span_heads).")
+    validate_text_embeddings(text_embeddings, decomposition.heads.shape[-1])
+    chosen = text_embeddings[span.indices].to(decomposition.heads)
+    coefficients = decomposition.heads[:, span.layer, span.head] @ chosen.T
+    top, bottom = coefficients.argmax(dim=1), coefficients.argmin(dim=1)
+
+    scores = decomposition.token_scores(chosen, layers=[span.layer], heads=[span.head])[:, 0, 0, 1:]
+    rows, cols = grid_size
+    maps = einops.rearrange(scores, "batch (rows cols) text -> batch text rows cols", rows=rows, cols=cols)
+    batch = torch.arange(maps.shape[0])
+    labels = span.texts or [f"#{index}" for index in span.indices]
+    return HeadHeatmaps(
+        layer=span.layer,
+        head=span.head,
+        top_texts=[labels[i] for i in top.tolist()],
+        bottom_texts=[labels[i] for i in bottom.tolist()],
+        top=maps[batch, top],
+        bottom=maps[batch, bottom],
+    )
+
+
+def _text_directions(model, texts, width: int) -> Tensor:
+    if isinstance(texts, Tensor):
+        validate_text_embeddings(texts, width)
+        return texts
+    if not isinstance(model, HookedCLIP):
+        raise TypeError("Texts given as strings need a HookedCLIP (with its text tower); pass text embeddings instead.")
+    return model.encode_text(list(texts), normalize=True)
 
 
 def upsample(heatmaps: Float[Tensor, "*batch rows cols"], size: tuple[int, int]) -> Float[Tensor, "*batch height width"]:

@@ -13,6 +13,7 @@ principal directions. The variance of candidate `j` after the steps so far is
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Sequence
@@ -125,12 +126,28 @@ def validate_text_span_inputs(
         raise ValueError(f"texts has {len(texts)} entries but text_embeddings has {n_candidates} rows.")
 
 
-def principal_directions(
-    head_outputs: Float[Tensor, "n_images d"], rank: int | None = None
-) -> tuple[Float[Tensor, "d r"], Float[Tensor, "r"], float]:
-    """Return the top principal directions of the centred head outputs, their variances and the total.
+@contextlib.contextmanager
+def _single_thread():
+    """Run LAPACK on one thread: for d <= 1024 it takes milliseconds, while two threads on a busy
+    CPU were measured to take over a second for a 128 x 128 matrix (torch 2.14, 2-core CPU)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
-    `rank=None` keeps every direction with non-negligible variance.
+
+def principal_directions(
+    head_outputs: Float[Tensor, "n_images d"], rank: int | None = None, centre: bool = True
+) -> tuple[Float[Tensor, "d r"], Float[Tensor, "r"] | Float[Tensor, "r r"], float]:
+    """Return the top principal directions of the head outputs, their covariance, and the total variance.
+
+    `rank=None` keeps every direction with non-negligible variance. The covariance of the
+    centred outputs in these coordinates is returned as a vector of variances when it is
+    diagonal (`centre=True`, the eigenvectors of the covariance) and as a matrix otherwise
+    (`centre=False`, the eigenvectors of the uncentred second moment, which keep the mean
+    direction in the projection).
 
     Raises:
         ValueError: `rank` larger than the number of images or the width.
@@ -140,15 +157,22 @@ def principal_directions(
         raise ValueError(
             f"rank={rank} is invalid for {n_images} images of width {width}; expected 1..{min(n_images, width)}."
         )
+    # The covariance is accumulated in the dtype of the head outputs (float32 is about twice as
+    # fast as float64 on a CPU) and decomposed in float64.
     centred = head_outputs - head_outputs.mean(dim=0)
-    covariance = centred.T @ centred / n_images
-    eigenvalues, eigenvectors = torch.linalg.eigh(covariance)
+    covariance = (centred.T @ centred).to(torch.float64) / n_images
+    moment = covariance if centre else (head_outputs.T @ head_outputs).to(torch.float64) / n_images
+    with _single_thread():
+        eigenvalues, eigenvectors = torch.linalg.eigh(moment)
     eigenvalues, eigenvectors = eigenvalues.flip(0), eigenvectors.flip(1)
-    total = float(eigenvalues.clamp_min(0).sum())
+    total = float(torch.diagonal(covariance).sum())
 
     significant = int((eigenvalues > eigenvalues[0].clamp_min(0) * 1e-12).sum())
     keep = significant if rank is None else min(rank, significant)
-    return eigenvectors[:, :keep], eigenvalues[:keep].clamp_min(0), total
+    directions = eigenvectors[:, :keep]
+    if centre:
+        return directions, eigenvalues[:keep].clamp_min(0), total
+    return directions, directions.T @ covariance @ directions, total
 
 
 @torch.no_grad()
@@ -160,6 +184,7 @@ def text_span(
     rank: int | None = None,
     normalize_texts: bool = False,
     reconstruct: bool = True,
+    centre: bool = True,
 ) -> TextSpanResult:
     """Choose `n_texts` candidate texts that span the variation of one head's outputs.
 
@@ -171,13 +196,17 @@ def text_span(
     candidate with non-zero norm remains, the result holds fewer than `n_texts` texts and a
     warning is logged. Ties go to the lowest index. Computation is in float64.
 
+    `centre=True` (the default) takes the principal directions of the centred outputs, because
+    TEXTSPAN maximises variance over images, which the mean does not affect; `centre=False` takes
+    them from the uncentred second moment, so the mean direction is kept in the projection.
+
     Raises:
         ValueError, TypeError: inputs of the wrong shape or width, NaN, fewer than 2 images,
             an empty pool or a pool smaller than `n_texts`.
     """
     validate_text_span_inputs(head_outputs, text_embeddings, n_texts, texts)
+    directions, variances, total_variance = principal_directions(head_outputs, rank, centre)
     outputs = head_outputs.to(torch.float64)
-    directions, variances, total_variance = principal_directions(outputs, rank)
 
     candidates = text_embeddings.to(device=outputs.device, dtype=torch.float64) @ directions
     if normalize_texts:
@@ -191,7 +220,7 @@ def text_span(
             len(chosen), n_texts,
         )
     basis = torch.stack([q for _, q in chosen_coordinates]) @ directions.T if chosen else outputs.new_zeros(0, outputs.shape[1])
-    step_variances = [float(q @ (variances * q)) for _, q in chosen_coordinates]
+    step_variances = [float(q @ _times_covariance(variances, q)) for _, q in chosen_coordinates]
     explained = torch.tensor(step_variances, dtype=torch.float64).cumsum(0) / max(total_variance, 1e-300)
 
     return TextSpanResult(
@@ -204,17 +233,20 @@ def text_span(
     )
 
 
-def _greedy_span(
-    candidates: Float[Tensor, "M r"], variances: Float[Tensor, "r"], n_texts: int
-) -> list[tuple[int, Tensor]]:
+def _times_covariance(covariance: Tensor, vectors: Tensor) -> Tensor:
+    """Multiply `vectors` (last axis r) by the covariance, given as a diagonal vector or an r x r matrix."""
+    return vectors * covariance if covariance.ndim == 1 else vectors @ covariance
+
+
+def _greedy_span(candidates: Float[Tensor, "M r"], covariance: Tensor, n_texts: int) -> list[tuple[int, Tensor]]:
     """Run the greedy selection on candidates expressed in principal coordinates.
 
-    In these coordinates the covariance of the head outputs is `diag(variances)`. For the
-    orthonormal chosen directions `Q`, the variance of candidate `j` is
-    `g_j - 2 sum_s A_js B_js + (A S A^T)_jj`, with `A = X Q`, `B = X diag(variances) Q`,
-    `S = Q^T diag(variances) Q`, and its squared norm is `|x_j|^2 - sum_s A_js^2`.
+    `covariance` is the head outputs' covariance in these coordinates (a vector when diagonal).
+    For the orthonormal chosen directions `Q`, the variance of candidate `j` is
+    `g_j - 2 sum_s A_js B_js + (A S A^T)_jj`, with `A = X Q`, `B = X Cov Q`, `S = Q^T Cov Q`,
+    and its squared norm is `|x_j|^2 - sum_s A_js^2`.
     """
-    weighted = candidates * variances
+    weighted = _times_covariance(covariance, candidates)
     base_variance = (weighted * candidates).sum(dim=1)
     base_norm = (candidates * candidates).sum(dim=1)
 
@@ -241,12 +273,11 @@ def _greedy_span(
 
         a = candidates @ direction
         b = weighted @ direction
-        s_vector = torch.stack([q @ (variances * direction) for q in directions]) if directions else None
-        s_diagonal = direction @ (variances * direction)
-
-        if s_vector is not None:
+        covariance_direction = _times_covariance(covariance, direction)
+        if directions:
+            s_vector = torch.stack(directions) @ covariance_direction
             quadratic += 2 * a * (torch.stack(columns, dim=1) @ s_vector)
-        quadratic += s_diagonal * a * a
+        quadratic += (direction @ covariance_direction) * a * a
         cross += a * b
         norm_removed += a * a
         columns.append(a)
@@ -262,6 +293,7 @@ def text_span_plain(
     n_texts: int,
     rank: int | None = None,
     normalize_texts: bool = False,
+    centre: bool = True,
 ) -> list[int]:
     """Run Algorithm 1 literally (`D = R C^T` each step) and return the chosen indices.
 
@@ -269,7 +301,7 @@ def text_span_plain(
     """
     validate_text_span_inputs(head_outputs, text_embeddings, n_texts, None)
     outputs = head_outputs.to(torch.float64)
-    directions, _, _ = principal_directions(outputs, rank)
+    directions, _, _ = principal_directions(outputs, rank, centre)
     R = text_embeddings.to(torch.float64) @ directions @ directions.T
     if normalize_texts:
         R = R / R.norm(dim=1, keepdim=True).clamp_min(1e-30)
@@ -328,3 +360,47 @@ def text_span_heads(
         result.layer, result.head = layers[slot], head
         results.append(result)
     return results
+
+
+def save_text_spans(path: str | Path, results: Sequence[TextSpanResult], metadata: dict | None = None) -> None:
+    """Write TEXTSPAN results of many heads, and optional metadata, to one JSON file atomically."""
+    path = Path(path)
+    payload = {"metadata": metadata or {}, "results": [result.to_dict() for result in results]}
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(payload))
+    temporary.replace(path)
+
+
+def load_text_spans(path: str | Path) -> list[TextSpanResult]:
+    """Read results written by `save_text_spans`.
+
+    Raises:
+        FileNotFoundError: `path` does not exist. ValueError: the file is not such a JSON file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"TEXTSPAN results file {str(path)!r} does not exist.")
+    try:
+        payload = json.loads(path.read_text())
+        return [TextSpanResult.from_dict(entry) for entry in payload["results"]]
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise ValueError(
+            f"{str(path)!r} is not a TEXTSPAN results file written by save_text_spans ({error})."
+        ) from error
+
+
+def text_spans_to_markdown(results: Sequence[TextSpanResult], n_texts: int | None = None) -> str:
+    """Render results as a Markdown table: one row per head, its texts in the order chosen.
+
+    `n_texts` limits the texts shown per head (all by default). Indices stand in for texts when
+    the results carry no texts.
+    """
+    lines = ["| head | texts, in the order chosen | variance explained |", "| --- | --- | --- |"]
+    for result in results:
+        labels = result.texts if result.texts is not None else [f"#{index}" for index in result.indices]
+        labels = labels[:n_texts] if n_texts is not None else labels
+        shown = min(len(labels), len(result.explained))
+        explained = f"{result.explained[shown - 1]:.3f}" if shown else "0"
+        cells = "<br>".join(label.replace("|", "\\|") for label in labels)
+        lines.append(f"| L{result.layer}.H{result.head} | {cells} | {explained} |")
+    return "\n".join(lines) + "\n"
