@@ -16,6 +16,7 @@ from textspan.decomposition import decompose, direct_effect_shares
 from textspan.heatmaps import save_overlay, token_heatmaps
 from textspan.images import denormalize, list_images, load_images, shipped_photos_dir
 from textspan.pools import general_pool, load_pool
+from textspan.store import decompose_folder
 from textspan.text_span import text_span_heads
 
 logger = logging.getLogger("textspan")
@@ -58,6 +59,28 @@ def build_parser() -> argparse.ArgumentParser:
                       help="torch device (default: %(default)s)")
     demo.add_argument("--seed", type=int, default=0, help="seed of the random weights (default: %(default)s)")
     demo.set_defaults(run=run_demo)
+
+    job = subcommands.add_parser(
+        "decompose",
+        help="decompose a folder of images into chunk files (resumable)",
+        description="Decompose every image of a folder into direct effects and write them to --out in "
+        "chunks. Rerunning the same command after an interruption continues where it stopped.",
+    )
+    job.add_argument("--model", default="ViT-B-16", help="OpenCLIP model name (default: %(default)s)")
+    job.add_argument("--pretrained", required=True,
+                     help="OpenCLIP pretrained tag, a checkpoint file path, or 'random'")
+    job.add_argument("--images", type=Path, required=True, help="folder of images (searched recursively)")
+    job.add_argument("--out", type=Path, required=True, help="output folder for manifest.json and chunk files")
+    job.add_argument("--layers", type=int, nargs="+", default=[-4, -3, -2, -1],
+                     help="layers whose per-head terms are stored; negative counts from the end (default: last 4)")
+    job.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default: %(default)s)")
+    job.add_argument("--chunk-size", type=int, default=512, help="images per chunk file (default: %(default)s)")
+    job.add_argument("--mean-and-bias", choices=["per_term", "shared"], default="per_term",
+                     help="LayerNorm mean and bias convention (default: %(default)s)")
+    job.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                     help="torch device (default: %(default)s)")
+    job.add_argument("--seed", type=int, default=0, help="seed of the random weights (default: %(default)s)")
+    job.set_defaults(run=run_decompose)
     return parser
 
 
@@ -122,6 +145,20 @@ def run_demo(args: argparse.Namespace) -> int:
     }
     write_json(args.out / "report.json", report)
     print(f"\nWrote {len(heatmap_files)} heatmaps and report.json to {args.out}")
+    return 0
+
+
+def run_decompose(args: argparse.Namespace) -> int:
+    random_weights = args.pretrained == "random"
+    if random_weights:
+        torch.manual_seed(args.seed)
+    model = HookedCLIP.from_open_clip(args.model, None if random_weights else args.pretrained, device=args.device)
+    paths = list_images(args.images, recursive=True)
+    decompose_folder(
+        model.visual, paths, model.preprocess, args.out, layers=args.layers, batch_size=args.batch_size,
+        chunk_size=args.chunk_size, mean_and_bias=args.mean_and_bias, device=args.device,
+    )
+    print(f"Decomposed {len(paths)} images into {args.out}")
     return 0
 
 

@@ -19,8 +19,8 @@ def shipped_photos_dir() -> Path:
     return Path(str(resources.files("textspan") / "data" / "photos"))
 
 
-def list_images(folder: str | Path) -> list[Path]:
-    """Return the image files in `folder`, sorted by name.
+def list_images(folder: str | Path, recursive: bool = False) -> list[Path]:
+    """Return the image files in `folder` (and its subfolders with `recursive`), sorted by path.
 
     Raises:
         FileNotFoundError: `folder` does not exist or is not a folder.
@@ -29,7 +29,8 @@ def list_images(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"Image folder {str(folder)!r} does not exist or is not a folder.")
-    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    candidates = folder.rglob("*") if recursive else folder.iterdir()
+    paths = sorted(p for p in candidates if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not paths:
         raise ValueError(f"Image folder {str(folder)!r} has no images with suffixes {IMAGE_SUFFIXES}.")
     return paths
