@@ -105,8 +105,10 @@ def _convert_block(
     W_in = einops.rearrange(fc_weight, "d_mlp d_model -> d_model d_mlp")
     W_out = einops.rearrange(proj_weight, "d_model d_mlp -> d_mlp d_model")
     if attn_scale is not None and mlp_scale is not None:
-        W_O, out_proj_bias = W_O * attn_scale, out_proj_bias * attn_scale
-        W_out, proj_bias = W_out * mlp_scale, proj_bias * mlp_scale
+        # Fold in float64 so that the product is rounded once, when the model is cast to its dtype.
+        attn_scale, mlp_scale = attn_scale.double(), mlp_scale.double()
+        W_O, out_proj_bias = W_O.double() * attn_scale, out_proj_bias.double() * attn_scale
+        W_out, proj_bias = W_out.double() * mlp_scale, proj_bias.double() * mlp_scale
 
     converted.update({
         target + "attn.W_O": W_O,

@@ -9,13 +9,18 @@ from torch import nn
 
 
 def randomise_norms(module: nn.Module, seed: int = 0) -> nn.Module:
-    """Give every LayerNorm and LayerScale random weights, so no identity hides a conversion bug."""
+    """Randomise LayerNorm and LayerScale weights and every bias, so no identity or zero hides a bug."""
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for child in module.modules():
             if isinstance(child, nn.LayerNorm):
                 child.weight.copy_(1 + 0.3 * torch.randn(child.weight.shape, generator=generator))
                 child.bias.copy_(0.3 * torch.randn(child.bias.shape, generator=generator))
+            elif isinstance(child, (nn.Linear, nn.MultiheadAttention)):
+                # OpenCLIP starts these biases at zero, which would hide bias-handling bugs.
+                for name, parameter in child.named_parameters(recurse=False):
+                    if "bias" in name and parameter is not None:
+                        parameter.copy_(0.1 * torch.randn(parameter.shape, generator=generator))
             gamma = getattr(child, "gamma", None)
             if isinstance(gamma, nn.Parameter):
                 gamma.copy_(0.5 + 0.2 * torch.randn(gamma.shape, generator=generator))

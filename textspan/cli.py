@@ -93,8 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except PretrainedWeightsUnavailableError as error:
         print(
-            f"textspan: {error}\n\nTo run offline, pass --pretrained random (random weights, structure only) "
-            "or --pretrained PATH (an OpenCLIP checkpoint file you downloaded elsewhere).",
+            f"textspan: {error} To run offline, pass --pretrained random (random weights, structure only) "
+            "or --pretrained PATH (an OpenCLIP checkpoint file downloaded elsewhere).",
             file=sys.stderr,
         )
         return 2

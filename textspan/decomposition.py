@@ -109,7 +109,7 @@ class Decomposition:
 
         if self.mean_and_bias == "shared":
             n_pos = per_token.shape[1]
-            shared_per_head = self._shared[:, slots][:, :, head_index].sum(dim=(1, 2))
+            shared_per_head = self._shared[:, [self.token_layers[slot] for slot in slots]][:, :, head_index].sum(dim=(1, 2))
             per_token = per_token + shared_per_head[:, None, :] / n_pos
         return per_token
 
@@ -143,7 +143,7 @@ class Decomposition:
 
         if self.mean_and_bias == "shared":
             n_pos = scores.shape[3]
-            shared = self._shared[:, slots][:, :, head_index] @ texts.T
+            shared = self._shared[:, [self.token_layers[slot] for slot in slots]][:, :, head_index] @ texts.T
             scores = scores + shared[:, :, :, None, :] / n_pos
         return scores
 
