@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from hooked_clip.hooked_vit import HookedViT, vision_tower
-from hooked_clip.loading import create_open_clip_model, validate_model_name
+from hooked_clip.loading import create_open_clip_model, resolved_pretrained, validate_model_name
 
 logger = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ class HookedCLIP(nn.Module):
         tokenizer = open_clip.get_tokenizer(model_name)
         model = cls.from_open_clip_model(clip, tokenizer, device=device, dtype=dtype)
         model.visual.cfg.model_name = model_name
-        model.visual.cfg.pretrained = None if pretrained is None else os.fspath(pretrained)
+        model.visual.cfg.pretrained = resolved_pretrained(pretrained)
         return model
 
     @classmethod

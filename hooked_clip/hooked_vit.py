@@ -20,7 +20,7 @@ from hooked_clip.components import Embed, LayerNorm, TransformerBlock
 from hooked_clip.config import HookedViTConfig
 from hooked_clip.convert import convert_open_clip_vision_weights
 from hooked_clip.inputs import validate_hook_names, validate_images
-from hooked_clip.loading import create_open_clip_model
+from hooked_clip.loading import create_open_clip_model, resolved_pretrained
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ class HookedViT(HookedRootModule):
         clip = create_open_clip_model(model_name, pretrained, cache_dir=cache_dir)
         model = cls.from_open_clip_model(clip, device=device, dtype=dtype, image_size=image_size)
         model.cfg.model_name = model_name
-        model.cfg.pretrained = None if pretrained is None else os.fspath(pretrained)
+        model.cfg.pretrained = resolved_pretrained(pretrained)
         return model
 
     @classmethod

@@ -106,3 +106,11 @@ def create_open_clip_model(
             "machine with internet access and pass the checkpoint file, or use random weights to check "
             "structure only."
         ) from error
+
+
+def resolved_pretrained(pretrained: str | os.PathLike | None) -> str | None:
+    """Return the tag as given, or the absolute path of a checkpoint, for recording in a config."""
+    if pretrained is None:
+        return None
+    pretrained = os.fspath(pretrained)
+    return str(Path(pretrained).expanduser().resolve()) if is_checkpoint_path(pretrained) else pretrained

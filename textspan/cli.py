@@ -11,11 +11,14 @@ from pathlib import Path
 import torch
 
 from hooked_clip import PretrainedWeightsUnavailableError
-from hooked_clip.hooked_clip import HookedCLIP
+from hooked_clip.hooked_clip import CLASSNAMES, TEMPLATES, HookedCLIP
+from textspan._io import atomic_write_text
 from textspan.decomposition import decompose, direct_effect_shares
 from textspan.heatmaps import save_overlay, token_heatmaps
 from textspan.images import denormalize, list_images, load_images, shipped_photos_dir
 from textspan.pools import general_pool, load_pool
+from textspan.segment_eval import METHODS, evaluate_segmentation, format_table
+from textspan.segmentation import load_image_mask_folder, load_imagenet_segmentation
 from textspan.store import decompose_folder
 from textspan.text_span import text_span_heads
 
@@ -81,6 +84,35 @@ def build_parser() -> argparse.ArgumentParser:
                      help="torch device (default: %(default)s)")
     job.add_argument("--seed", type=int, default=0, help="seed of the random weights (default: %(default)s)")
     job.set_defaults(run=run_decompose)
+
+    segment = subcommands.add_parser(
+        "segment-eval",
+        help="evaluate zero-shot segmentation of the text heatmaps and the baselines",
+        description="Score text heatmaps and baseline methods on images with foreground masks, and print "
+        "pixel accuracy, mIoU and mAP per method. Rerunning with the same arguments resumes.",
+    )
+    segment.add_argument("--model", default="ViT-B-16", help="OpenCLIP model name (default: %(default)s)")
+    segment.add_argument("--pretrained", required=True,
+                         help="OpenCLIP pretrained tag, a checkpoint file path, or 'random'")
+    source = segment.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", type=Path, help="gtsegs_ijcv.mat of ImageNet-segmentation (HDF5)")
+    source.add_argument("--images", type=Path, help="folder of images, paired by file stem with --masks")
+    segment.add_argument("--masks", type=Path, help="folder of PNG masks (0/1 or 0/255), with --images")
+    segment.add_argument("--out", type=Path, required=True, help="output folder for per-batch scores and results.json")
+    segment.add_argument("--methods", default=",".join(METHODS),
+                         help="comma-separated methods (default: %(default)s)")
+    segment.add_argument("--classnames", default="imagenet",
+                         help="'imagenet' or a text file with one class name per line (default: %(default)s)")
+    segment.add_argument("--templates", default="An image of a {}.",
+                         help="'openai_imagenet', 'simple_imagenet', or one template with {} (default: %(default)r)")
+    segment.add_argument("--batch-size", type=int, default=8, help="images per batch (default: %(default)s)")
+    segment.add_argument("--limit", type=int, default=None, help="evaluate only the first N images")
+    segment.add_argument("--clip-negative", action="store_true",
+                         help="set negative heatmap values to 0 before min-max normalisation")
+    segment.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                         help="torch device (default: %(default)s)")
+    segment.add_argument("--seed", type=int, default=0, help="seed of the random weights (default: %(default)s)")
+    segment.set_defaults(run=run_segment_eval)
     return parser
 
 
@@ -162,6 +194,34 @@ def run_decompose(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_segment_eval(args: argparse.Namespace) -> int:
+    methods = [method.strip().replace("-", "_") for method in args.methods.split(",") if method.strip()]
+    if args.images is not None and args.masks is None:
+        raise ValueError("--images needs --masks, the folder of PNG masks paired by file stem.")
+    dataset = load_imagenet_segmentation(args.data) if args.data else load_image_mask_folder(args.images, args.masks)
+    if args.limit is not None:
+        if args.limit <= 0:
+            raise ValueError(f"--limit {args.limit} is invalid; expected a positive number of images.")
+        dataset = [dataset[index] for index in range(min(args.limit, len(dataset)))]
+
+    random_weights = args.pretrained == "random"
+    if random_weights:
+        torch.manual_seed(args.seed)
+        print(f"NOTE: {RANDOM_WEIGHTS_NOTE}\n")
+    model = HookedCLIP.from_open_clip(args.model, None if random_weights else args.pretrained, device=args.device)
+    classnames = args.classnames if args.classnames in CLASSNAMES else load_pool(Path(args.classnames))
+    templates = args.templates if args.templates in TEMPLATES else [args.templates]
+    classifier = model.zero_shot_classifier(classnames, templates, progress=True)
+
+    results = evaluate_segmentation(
+        model, dataset, classifier, args.out, methods=methods, batch_size=args.batch_size,
+        clip_negative=args.clip_negative,
+    )
+    print(format_table(results))
+    print(f"\nWrote per-batch scores and results.json to {args.out}")
+    return 0
+
+
 def format_layer_table(shares: dict[str, torch.Tensor]) -> str:
     """Render the per-layer direct effects (share of the embedding, mean over images) as text."""
     lines = ["Direct effect on the image embedding: <term, e> / |e|^2, mean over images", "",
@@ -206,9 +266,7 @@ def write_heatmaps(model, decomposition, images, paths, pool, text_embeddings, a
 
 def write_json(path: Path, data: dict) -> None:
     """Write `data` as JSON through a temporary file, so that a failure leaves no partial file."""
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(data, indent=2))
-    temporary.replace(path)
+    atomic_write_text(path, json.dumps(data, indent=2))
 
 
 if __name__ == "__main__":

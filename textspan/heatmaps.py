@@ -16,6 +16,7 @@ from torch import Tensor
 
 from hooked_clip import HookedViT
 from hooked_clip.hooked_clip import HookedCLIP
+from textspan._io import atomic_write
 from textspan.decomposition import Decomposition, decompose, validate_text_embeddings
 from textspan.text_span import TextSpanResult
 
@@ -191,8 +192,7 @@ def save_overlay(
     figure.suptitle(title, fontsize=10)
     figure.tight_layout()
 
-    path = Path(path)
-    temporary = path.with_name(path.stem + ".tmp" + path.suffix)
-    figure.savefig(temporary, dpi=100)
-    plt.close(figure)
-    temporary.replace(path)
+    try:
+        atomic_write(path, lambda file: figure.savefig(file, format="png", dpi=100))
+    finally:
+        plt.close(figure)

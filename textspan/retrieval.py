@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import operator
 import os
-import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor
+
+from textspan._io import atomic_torch_save
 
 logger = logging.getLogger(__name__)
 
@@ -257,7 +258,7 @@ def save_head_outputs(
     }
     target = Path(path).expanduser()
     target.parent.mkdir(parents=True, exist_ok=True)
-    _save_atomically(data, target)
+    atomic_torch_save(data, target)
     logger.info(
         "Saved head outputs of %d images, layers %s, to %s.", len(ids), stored_layers, target
     )
@@ -316,20 +317,6 @@ def load_head_outputs(
             f"Head-output file {str(source)!r} is inconsistent: {error} Save the head outputs again."
         ) from error
     return StoredHeadOutputs(data["head_outputs"], layers, image_ids)
-
-
-def _save_atomically(data: dict, target: Path) -> None:
-    """`torch.save` `data` to a temporary file next to `target`, then move it onto `target`."""
-    descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            torch.save(data, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _load_torch_file(source: Path, map_location: str | torch.device) -> object:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from hooked_clip import HookedViT
+from textspan._io import atomic_torch_save, atomic_write_text
 from textspan.decomposition import MeanAndBias, decompose, normalise_layers
 from textspan.images import load_images
 
@@ -96,7 +96,7 @@ def decompose_folder(
             continue
         chunk_paths = paths[start : start + chunk_size]
         terms = _decompose_chunk(model, chunk_paths, preprocess, manifest, batch_size, device)
-        _atomic_save(terms, target)
+        atomic_torch_save(terms, target)
         logger.info("Wrote %s (%d images)", target, len(chunk_paths))
     return out_dir
 
@@ -162,12 +162,4 @@ def _write_or_check_manifest(out_dir: Path, manifest: dict) -> None:
             )
         logger.info("Resuming the job in %s", out_dir)
         return
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(manifest, indent=2))
-    os.replace(temporary, path)
-
-
-def _atomic_save(data: dict[str, Tensor], path: Path) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    torch.save(data, temporary)
-    os.replace(temporary, path)
+    atomic_write_text(path, json.dumps(manifest, indent=2))

@@ -9,7 +9,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from torch import Tensor
 
 from hooked_clip.hooked_clip import HookedCLIP
 from hooked_clip.loading import is_checkpoint_path
+from textspan._io import atomic_torch_save
 from textspan.pools import pool_hash, validate_pool
 
 logger = logging.getLogger(__name__)
@@ -56,9 +56,9 @@ def text_embedding_cache_file(
 ) -> Path | None:
     """Return the cache file that `embed_texts` reads and writes for `model` and `texts`.
 
-    Returns None, and logs the reason at INFO level, for a model that is never cached: one
-    without a model name or with random weights (`pretrained=None`), because two such models can
-    share a name but not their weights, or one whose checkpoint file cannot be read.
+    Returns None, and logs the reason at INFO level, for a model that is never cached. Those are
+    models without a model name or with random weights (`pretrained=None`), because two of them
+    can share a name but not their weights, and models whose checkpoint file cannot be read.
 
     Raises:
         TypeError: `model` is not a `HookedCLIP`, or `texts` or `cache_dir` has the wrong type.
@@ -85,11 +85,15 @@ def embed_texts(
     progress bar when `progress` is true. The result is stored in the file that
     `text_embedding_cache_file` names. The cache key is the model name, the pretrained tag (for a
     checkpoint path, the resolved path with the file's size and modification time), the dtype and
-    `pool_hash(texts)`. The file is written to a temporary file and moved into place with
-    `os.replace`. A later call with the same key loads the file instead of running the text
-    tower. A file that cannot be read, or whose stored key, shape, dtype or norms do not match,
-    is recomputed and rewritten, with a logged warning. A cache folder that cannot be written to
-    is also logged as a warning, and the embeddings are still returned.
+    `pool_hash(texts)`. The device is not part of the key, so embeddings cached on one device are
+    loaded on another, where recomputing them would differ only by float rounding. Models without
+    a name or with random weights are never cached (see `text_embedding_cache_file`).
+
+    The file is written to a temporary file and moved into place with `os.replace`. A later call
+    with the same key loads the file instead of running the text tower. A file that cannot be
+    read, or whose stored key, shape, dtype or norms do not match, is recomputed and rewritten,
+    with a logged warning. A cache folder that cannot be written to is also logged as a warning,
+    and the embeddings are still returned.
 
     Returns:
         A `[n_texts, d_embed]` tensor of unit L2 norm rows, in the order of `texts`, on the
@@ -103,12 +107,13 @@ def embed_texts(
     _check_model(model)
     texts = validate_pool(texts)
     _check_batch_size(batch_size)
+    folder = text_embedding_cache_dir(cache_dir)
 
     key = _cache_key(model, texts)
     if key is None:
         return _encode(model, texts, batch_size, progress)
 
-    path = text_embedding_cache_dir(cache_dir) / _file_name(key)
+    path = folder / _file_name(key)
     cached = _read_cache(path, key, len(texts), model.visual.cfg.d_embed, model.visual.cfg.dtype)
     if cached is not None:
         logger.info("Loaded embeddings of %d texts from %s.", len(texts), path)
@@ -252,7 +257,7 @@ def _write_cache(path: Path, key: CacheKey, embeddings: Float[Tensor, "n_texts d
     }
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        _save_atomically(data, path)
+        atomic_torch_save(data, path)
     except OSError as error:
         logger.warning(
             "Failed to write the text embedding cache file %s (%s: %s); returning the embeddings uncached. "
@@ -264,24 +269,6 @@ def _write_cache(path: Path, key: CacheKey, embeddings: Float[Tensor, "n_texts d
         )
         return
     logger.info("Cached embeddings of %d texts in %s.", embeddings.shape[0], path)
-
-
-def _save_atomically(data: dict, target: Path) -> None:
-    """`torch.save` `data` to a temporary file next to `target`, then move it onto `target`."""
-    descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            torch.save(data, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-# ---------------------------------------------------------------------------
-# Input checks
 
 
 def _check_model(model: object) -> None:

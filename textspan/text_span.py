@@ -24,6 +24,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from textspan._io import atomic_write_text
+
 logger = logging.getLogger(__name__)
 
 # A candidate whose squared norm after projection falls below this fraction of its squared norm
@@ -81,10 +83,7 @@ class TextSpanResult:
 
     def save(self, path: str | Path) -> None:
         """Write the result as JSON to `path` (through a temporary file, so a crash leaves no half file)."""
-        path = Path(path)
-        temporary = path.with_name(path.name + ".tmp")
-        temporary.write_text(json.dumps(self.to_dict()))
-        temporary.replace(path)
+        atomic_write_text(path, json.dumps(self.to_dict()))
 
     @classmethod
     def load(cls, path: str | Path) -> "TextSpanResult":
@@ -364,11 +363,8 @@ def text_span_heads(
 
 def save_text_spans(path: str | Path, results: Sequence[TextSpanResult], metadata: dict | None = None) -> None:
     """Write TEXTSPAN results of many heads, and optional metadata, to one JSON file atomically."""
-    path = Path(path)
     payload = {"metadata": metadata or {}, "results": [result.to_dict() for result in results]}
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(payload))
-    temporary.replace(path)
+    atomic_write_text(path, json.dumps(payload))
 
 
 def load_text_spans(path: str | Path) -> list[TextSpanResult]:
