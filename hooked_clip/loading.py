@@ -22,7 +22,7 @@ class PretrainedWeightsUnavailableError(RuntimeError):
 
 
 def validate_model_name(model_name: str) -> None:
-    """Raise ValueError, listing close names, unless OpenCLIP knows `model_name`."""
+    """Raise ValueError, listing close names, unless `model_name` is in OpenCLIP's model list."""
     if not isinstance(model_name, str) or not model_name:
         raise ValueError(f"model_name must be a non-empty string such as 'ViT-B-16', got {model_name!r}.")
     if model_name.startswith(("hf-hub:", "local-dir:")):

@@ -142,7 +142,7 @@ def _check_run(out_dir: Path, settings: dict) -> None:
         existing = json.loads(path.read_text())
         if existing != settings:
             raise ValueError(
-                f"{str(out_dir)!r} holds a run with other settings ({existing}); use another output folder, "
+                f"{str(out_dir)!r} already contains a run with other settings ({existing}). Use another output folder, "
                 "or the same settings to resume it."
             )
         logger.info("Resuming the segmentation run in %s", out_dir)

@@ -66,7 +66,7 @@ def decompose_folder(
     """Decompose every image into `out_dir`, skipping the chunks that an earlier run finished.
 
     Raises:
-        ValueError: `out_dir` holds a job with other arguments or images, or sizes are not positive.
+        ValueError: `out_dir` contains a job with other arguments or images, or sizes are not positive.
         FileNotFoundError: an image path that does not exist.
     """
     if batch_size <= 0 or chunk_size <= 0:
@@ -157,7 +157,7 @@ def _write_or_check_manifest(out_dir: Path, manifest: dict) -> None:
         if existing != manifest:
             differing = sorted(key for key in manifest if existing.get(key) != manifest[key])
             raise ValueError(
-                f"{str(out_dir)!r} holds a job with other {differing}. Use another output folder, or rerun "
+                f"{str(out_dir)!r} already contains a job with other {differing}. Use another output folder, or rerun "
                 "with the arguments of that job to resume it."
             )
         logger.info("Resuming the job in %s", out_dir)

@@ -192,7 +192,7 @@ def text_span(
     first projected onto the span of the head outputs' principal directions (`rank` of them, or
     all with non-zero variance when None) and, with `normalize_texts`, rescaled to unit norm.
     A candidate that becomes zero, such as a duplicate of a chosen one, is never chosen. If no
-    candidate with non-zero norm remains, the result holds fewer than `n_texts` texts and a
+    candidate with non-zero norm remains, the result contains fewer than `n_texts` texts and a
     warning is logged. Ties go to the lowest index. Computation is in float64.
 
     `centre=True` (the default) takes the principal directions of the centred outputs, because
@@ -335,7 +335,7 @@ def text_span_heads(
 ) -> list[TextSpanResult]:
     """Run `text_span` for every head of the given layers; return one result per head.
 
-    `head_outputs[:, i]` holds the outputs of `layers[i]` (for example `decomposition.heads[:, -4:]`
+    `head_outputs[:, i]` contains the outputs of `layers[i]` (for example `decomposition.heads[:, -4:]`
     with `layers=range(n_layers - 4, n_layers)`). Results come layer by layer, head by head.
 
     Raises:
