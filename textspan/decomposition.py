@@ -218,7 +218,8 @@ def decompose(
     stored: dict[str, Tensor] = {}
 
     def keep_pooled_rows(activation: Tensor, hook) -> None:
-        stored[hook.name] = activation[:, pooled_rows]
+        # A copy, because a view would keep the whole activation alive until decompose returns.
+        stored[hook.name] = activation[:, pooled_rows].clone()
 
     def keep_all(activation: Tensor, hook) -> None:
         stored[hook.name] = activation
