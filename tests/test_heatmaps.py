@@ -11,7 +11,7 @@ from conftest import tiny_clip
 from hooked_clip import HookedViT
 from hooked_clip.hooked_clip import HookedCLIP
 from textspan.decomposition import decompose
-from textspan.heatmaps import head_heatmaps, relative_heatmap, save_overlay, text_heatmap, upsample
+from textspan.heatmaps import head_heatmaps, relative_heatmap, save_head_overlays, save_overlay, text_heatmap, upsample
 from textspan.text_span import text_span_heads
 
 
@@ -108,3 +108,19 @@ def test_vision_model_accepts_embeddings(images):
     visual = HookedViT.from_open_clip_model(tiny_clip(image_size=(32, 48)))
     maps = text_heatmap(visual, images, torch.randn(2, 24), layers=[-1])
     assert tuple(maps.shape) == (3, 2, 4, 6)
+
+
+def test_head_overlays_written(model, images, tmp_path):
+    generator = torch.Generator().manual_seed(2)
+    pool = torch.nn.functional.normalize(torch.randn(20, 24, generator=generator), dim=-1)
+    decomposition = decompose(model.visual, images, token_layers=[1])
+    span = text_span_heads(decomposition.heads[:, [1]], pool, 2, [1], texts=[f"t{i}" for i in range(20)],
+                           progress=False)[0]
+    maps = head_heatmaps(decomposition, span, pool, (4, 6))
+    pictures = [np.zeros((32, 48, 3)) for _ in range(3)]
+    written = save_head_overlays(maps, pictures, tmp_path, ["a", "b", "c"])
+    assert sorted(path.name for path in written) == sorted(
+        f"{name}_L1H0_{which}.png" for name in "abc" for which in ("top", "bottom")
+    )
+    with pytest.raises(ValueError, match="one each"):
+        save_head_overlays(maps, pictures[:2], tmp_path, ["a", "b"])

@@ -196,3 +196,30 @@ def save_overlay(
         atomic_write(path, lambda file: figure.savefig(file, format="png", dpi=100))
     finally:
         plt.close(figure)
+
+
+def save_head_overlays(
+    maps: HeadHeatmaps, pictures: Sequence[np.ndarray], out_dir: str | Path, names: Sequence[str]
+) -> list[Path]:
+    """Write two PNGs per image: the maps of its most and least similar TEXTSPAN text for one head.
+
+    `pictures` are the images as `[height, width, 3]` arrays in 0..1 (see `images.denormalize`)
+    and `names` the file stems. Titles name the text, the layer and the head.
+
+    Raises:
+        ValueError: `pictures` or `names` of another length than the batch of `maps`.
+    """
+    batch = maps.top.shape[0]
+    if len(pictures) != batch or len(names) != batch:
+        raise ValueError(f"Got {len(pictures)} pictures and {len(names)} names for {batch} heatmaps; expected one each.")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for index, (picture, name) in enumerate(zip(pictures, names, strict=True)):
+        for which, texts, heatmaps in (("top", maps.top_texts, maps.top), ("bottom", maps.bottom_texts, maps.bottom)):
+            path = out_dir / f"{name}_L{maps.layer}H{maps.head}_{which}.png"
+            coefficient = "largest" if which == "top" else "smallest"
+            title = f'"{texts[index]}", layer {maps.layer}, head {maps.head} ({coefficient} coefficient)'
+            save_overlay(picture, heatmaps[index], path, title)
+            written.append(path)
+    return written
