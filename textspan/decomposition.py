@@ -139,7 +139,7 @@ class Decomposition:
         head_directions = torch.einsum("lhed,dt->lhet", W_O, directions)
         values = self._values[:, slots][:, :, :, head_index]
         attention = self._token_attention[:, slots][:, :, head_index]
-        scores = torch.einsum("blphe,lhet->blhpt", values, head_directions) * attention[..., None]
+        scores = torch.einsum("blphe,lhet->blhpt", values, head_directions).mul_(attention[..., None])
 
         if self.mean_and_bias == "shared":
             n_pos = scores.shape[3]
@@ -284,7 +284,6 @@ def _assemble(
         return (terms * pool_scale.view(shape)).sum(dim=1)
 
     readout = cast(model.ln_final.w)[:, None] * cast(model.W_proj)
-    W_O = torch.stack([cast(model.blocks[layer].attn.W_O) for layer in layers])
     b_O = torch.stack([cast(model.blocks[layer].attn.b_O) for layer in layers])
 
     z = torch.stack([pool(cast(stored[f"blocks.{layer}.attn.hook_z"])) for layer in layers], dim=1)
@@ -304,7 +303,11 @@ def _assemble(
     )
     project = decomposition._project
     decomposition.embed = project(pool(embed))
-    decomposition.heads = project(torch.einsum("blhe,lhed->blhd", z, W_O))
+    # One layer at a time, so that no stacked copy of every layer's W_O is made.
+    head_results = [
+        torch.einsum("bhe,hed->bhd", z[:, layer], cast(model.blocks[layer].attn.W_O)) for layer in layers
+    ]
+    decomposition.heads = project(torch.stack(head_results, dim=1))
     decomposition.mlps = project(mlp_out)
     decomposition.attn_bias = project(b_O[None] * total_scale[:, None, None])
 
@@ -316,6 +319,7 @@ def _assemble(
         _share_mean_and_bias(decomposition, pooled_mean, readout)
 
     if token_layers:
+        W_O = torch.stack([cast(model.blocks[layer].attn.W_O) for layer in token_layers])
         _keep_token_inputs(decomposition, stored, token_layers, W_O, pool_scale, cfg.d_head, cast)
     return decomposition
 
@@ -345,7 +349,7 @@ def _keep_token_inputs(decomposition, stored, token_layers, W_O, pool_scale, d_h
 
     decomposition._token_attention = torch.einsum("blhqk,bq->blhk", pattern, pool_scale)
     decomposition._values = values
-    decomposition._W_O = W_O[list(token_layers)]
+    decomposition._W_O = W_O
 
 
 def direct_effect_shares(decomposition: Decomposition) -> dict[str, Tensor]:
