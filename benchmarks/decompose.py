@@ -18,7 +18,8 @@ All models have random weights (`open_clip.create_model(name, pretrained=None)`,
   state. The subprocess first builds the model and runs a forward pass of one image to finish
   lazy initialisation. Then it returns freed heap memory to the OS (glibc `malloc_trim`), resets
   the peak RSS through `/proc/self/clear_refs`, and reads `ru_maxrss` before and after the
-  measured call. The reset is needed because building the model peaks higher than the measured
+  measured call. Both subprocesses run with `MALLOC_MMAP_THRESHOLD_=65536`, so that freed tensors
+  go back to the OS and the RSS follows live tensor bytes rather than heap fragmentation. The reset is needed because building the model peaks higher than the measured
   call, and it works on Linux only. For comparison the table shows the memory that forming every
   head's per-token contribution at once would take, `[batch, query, key, head, d_model]` for one
   layer, computed from the model's configuration and never allocated.
@@ -187,6 +188,9 @@ def measure_memory(kind: str, batch: int, seed: int) -> dict:
     }
 
 
+MMAP_THRESHOLD_BYTES = 65536
+
+
 def run_memory_subprocess(kind: str, batch: int, seed: int) -> dict:
     """Run this script with `--measure kind` in a fresh interpreter and return its result.
 
@@ -195,7 +199,11 @@ def run_memory_subprocess(kind: str, batch: int, seed: int) -> dict:
     """
     command = [sys.executable, str(Path(__file__).resolve()), "--measure", kind]
     command += ["--batch", str(batch), "--seed", str(seed)]
-    completed = subprocess.run(command, capture_output=True, text=True, check=False)
+    # A fixed mmap threshold makes glibc return every freed block above 64 KiB to the OS, so the
+    # RSS follows the bytes of live tensors instead of heap fragmentation, which varies from run
+    # to run; both subprocesses run with the same setting.
+    environment = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD_BYTES)}
+    completed = subprocess.run(command, capture_output=True, text=True, check=False, env=environment)
     if completed.returncode != 0:
         raise RuntimeError(
             f"The {kind} memory measurement failed with exit status {completed.returncode}:\n"

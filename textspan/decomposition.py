@@ -230,9 +230,16 @@ def decompose(
     for layer in range(cfg.n_layers):
         hooks.append((f"blocks.{layer}.attn.hook_z", keep_pooled_rows))
         hooks.append((f"blocks.{layer}.hook_mlp_out", keep_pooled_rows))
+    def keep_pattern_rows(keys: Tensor, hook) -> None:
+        # The attention of the pooled rows, computed here so the keys need not be kept.
+        queries = stored.pop(hook.name.replace("hook_k", "hook_q"))
+        dtype = torch.float32 if keys.dtype in (torch.float16, torch.bfloat16) else keys.dtype
+        scores = torch.einsum("bqhe,bkhe->bhqk", queries.to(dtype), keys.to(dtype)) / cfg.d_head**0.5
+        stored[hook.name.replace("hook_k", "pattern_rows")] = scores.softmax(dim=-1)
+
     for layer in token_layers:
         hooks.append((f"blocks.{layer}.attn.hook_q", keep_pooled_rows))
-        hooks.append((f"blocks.{layer}.attn.hook_k", keep_all))
+        hooks.append((f"blocks.{layer}.attn.hook_k", keep_pattern_rows))
         hooks.append((f"blocks.{layer}.attn.hook_v", keep_all))
     embedding = model.run_with_hooks(images, fwd_hooks=hooks)
 
@@ -320,7 +327,7 @@ def _assemble(
 
     if token_layers:
         W_O = torch.stack([cast(model.blocks[layer].attn.W_O) for layer in token_layers])
-        _keep_token_inputs(decomposition, stored, token_layers, W_O, pool_scale, cfg.d_head, cast)
+        _keep_token_inputs(decomposition, stored, token_layers, W_O, pool_scale, cast)
     return decomposition
 
 
@@ -340,12 +347,10 @@ def _share_mean_and_bias(decomposition: Decomposition, pooled_mean: Tensor, read
     decomposition.ln_bias = torch.zeros_like(decomposition.ln_bias)
 
 
-def _keep_token_inputs(decomposition, stored, token_layers, W_O, pool_scale, d_head, cast) -> None:
+def _keep_token_inputs(decomposition, stored, token_layers, W_O, pool_scale, cast) -> None:
     """Store the values, and the attention of the pooled rows to each token weighted by `pool_scale`."""
-    queries = torch.stack([cast(stored[f"blocks.{layer}.attn.hook_q"]) for layer in token_layers], dim=1)
-    keys = torch.stack([cast(stored[f"blocks.{layer}.attn.hook_k"]) for layer in token_layers], dim=1)
-    values = torch.stack([cast(stored[f"blocks.{layer}.attn.hook_v"]) for layer in token_layers], dim=1)
-    pattern = (torch.einsum("blqhe,blkhe->blhqk", queries, keys) / d_head**0.5).softmax(dim=-1)
+    pattern = torch.stack([cast(stored[f"blocks.{layer}.attn.pattern_rows"]) for layer in token_layers], dim=1)
+    values = torch.stack([cast(stored.pop(f"blocks.{layer}.attn.hook_v")) for layer in token_layers], dim=1)
 
     decomposition._token_attention = torch.einsum("blhqk,bq->blhk", pattern, pool_scale)
     decomposition._values = values
