@@ -100,12 +100,14 @@ class Decomposition:
                 index out of range.
         """
         slots, head_index = self._token_selection(layers, heads)
-        values = self._values[:, slots][:, :, :, head_index]
-        attention = self._token_attention[:, slots][:, :, head_index]
-        W_O = self._W_O[slots][:, head_index]
-
-        weighted_values = einops.rearrange(attention, "b l h p -> b l p h 1") * values
-        per_token = self._project(torch.einsum("blphe,lhed->bpd", weighted_values, W_O))
+        per_token = None
+        for slot in slots:  # one layer at a time bounds the temporary memory
+            values = self._values[:, slot][:, :, head_index]
+            attention = self._token_attention[:, slot][:, head_index]
+            weighted_values = einops.rearrange(attention, "b h p -> b p h 1") * values
+            layer_terms = torch.einsum("bphe,hed->bpd", weighted_values, self._W_O[slot][head_index])
+            per_token = layer_terms if per_token is None else per_token.add_(layer_terms)
+        per_token = self._project(per_token)
 
         if self.mean_and_bias == "shared":
             n_pos = per_token.shape[1]
@@ -135,11 +137,14 @@ class Decomposition:
         if self.mean_and_bias == "per_term":
             directions = directions - directions.mean(dim=0, keepdim=True)
 
-        W_O = self._W_O[slots][:, head_index]
-        head_directions = torch.einsum("lhed,dt->lhet", W_O, directions)
-        values = self._values[:, slots][:, :, :, head_index]
-        attention = self._token_attention[:, slots][:, :, head_index]
-        scores = torch.einsum("blphe,lhet->blhpt", values, head_directions).mul_(attention[..., None])
+        batch, n_pos = self._values.shape[0], self._values.shape[2]
+        scores = directions.new_empty(batch, len(slots), len(head_index), n_pos, texts.shape[0])
+        for index, slot in enumerate(slots):  # one layer at a time bounds the temporary memory
+            head_directions = torch.einsum("hed,dt->het", self._W_O[slot][head_index], directions)
+            values = self._values[:, slot][:, :, head_index]
+            layer_scores = torch.einsum("bphe,het->bhpt", values, head_directions)
+            attention = self._token_attention[:, slot][:, head_index]
+            scores[:, index] = layer_scores.mul_(attention[..., None])
 
         if self.mean_and_bias == "shared":
             n_pos = scores.shape[3]
