@@ -48,16 +48,14 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-# Python puts this script's folder first on the import path, where benchmarks/textspan.py would
-# shadow the textspan package. So the folder is dropped before the imports.
-sys.path = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
 
-import open_clip  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+import _paths  # noqa: F401  (before textspan, see _paths.py)
+import open_clip
+import torch
+import torch.nn.functional as F
 
-from hooked_clip import HookedViT  # noqa: E402
-from textspan import decompose  # noqa: E402
+from hooked_clip import HookedViT
+from textspan import decompose
 
 TIME_MODEL = "ViT-B-16"
 MEMORY_MODEL = "ViT-L-14"

@@ -14,6 +14,7 @@ import json
 import statistics
 import time
 
+import _paths  # noqa: F401  (before textspan, see _paths.py)
 import open_clip
 import torch
 

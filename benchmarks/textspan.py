@@ -16,17 +16,13 @@ import argparse
 import json
 import platform
 import resource
-import sys
 import time
-from pathlib import Path
 
-# This script is named like the package it measures; drop its own folder from the import path so
-# that `import textspan` finds the package and not this file.
-sys.path = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
 
-import torch  # noqa: E402
+import _paths  # noqa: F401  (before textspan, see _paths.py)
+import torch
 
-from textspan.text_span import text_span, text_span_heads, text_span_plain  # noqa: E402
+from textspan.text_span import text_span, text_span_heads, text_span_plain
 
 
 def synthetic_head_outputs(n_images: int, width: int, generator: torch.Generator) -> torch.Tensor:
