@@ -245,18 +245,17 @@ def _greedy_span(candidates: Float[Tensor, "M r"], covariance: Tensor, n_texts: 
     `g_j - 2 sum_s A_js B_js + (A S A^T)_jj`, with `A = X Q`, `B = X Cov Q`, `S = Q^T Cov Q`,
     and its squared norm is `|x_j|^2 - sum_s A_js^2`.
     """
-    weighted = _times_covariance(covariance, candidates)
-    base_variance = (weighted * candidates).sum(dim=1)
+    base_variance = (_times_covariance(covariance, candidates) * candidates).sum(dim=1)
     base_norm = (candidates * candidates).sum(dim=1)
 
     cross = torch.zeros_like(base_variance)  # sum_s A_js B_js
     quadratic = torch.zeros_like(base_variance)  # (A S A^T)_jj
     norm_removed = torch.zeros_like(base_variance)  # sum_s A_js^2
-    columns: list[Tensor] = []  # A's columns
-    directions: list[Tensor] = []  # the chosen orthonormal q_s
+    columns = candidates.new_empty(candidates.shape[0], n_texts)  # A, filled column by column
+    directions = candidates.new_empty(n_texts, candidates.shape[1])  # the chosen orthonormal q_s
 
     chosen: list[tuple[int, Tensor]] = []
-    for _ in range(n_texts):
+    for step in range(n_texts):
         norms = base_norm - norm_removed
         variance = base_variance - 2 * cross + quadratic
         alive = norms > NORM_TOLERANCE * base_norm.clamp_min(1e-300)
@@ -265,22 +264,23 @@ def _greedy_span(candidates: Float[Tensor, "M r"], covariance: Tensor, n_texts: 
         variance = torch.where(alive, variance, torch.full_like(variance, -torch.inf))
         best = int(torch.argmax(variance))
 
+        # Project the earlier directions out twice, which keeps Q orthonormal to rounding error.
         direction = candidates[best].clone()
-        for q in directions:
-            direction -= (direction @ q) * q
-        direction = direction / direction.norm()
+        previous = directions[:step]
+        for _ in range(2):
+            direction -= previous.T @ (previous @ direction)
+        direction /= direction.norm()
 
-        a = candidates @ direction
-        b = weighted @ direction
+        # B's new column is X Cov q, so one pass over X gives both A's and B's columns.
         covariance_direction = _times_covariance(covariance, direction)
-        if directions:
-            s_vector = torch.stack(directions) @ covariance_direction
-            quadratic += 2 * a * (torch.stack(columns, dim=1) @ s_vector)
+        a, b = (candidates @ torch.stack([direction, covariance_direction], dim=1)).unbind(dim=1)
+        if step:
+            quadratic += 2 * a * (columns[:, :step] @ (previous @ covariance_direction))
         quadratic += (direction @ covariance_direction) * a * a
         cross += a * b
         norm_removed += a * a
-        columns.append(a)
-        directions.append(direction)
+        columns[:, step] = a
+        directions[step] = direction
         chosen.append((best, direction))
     return chosen
 
@@ -293,15 +293,17 @@ def text_span_plain(
     rank: int | None = None,
     normalize_texts: bool = False,
     centre: bool = True,
+    dtype: torch.dtype = torch.float64,
 ) -> list[int]:
-    """Run Algorithm 1 literally (`D = R C^T` each step) and return the chosen indices.
+    """Run Algorithm 1 literally (`D = R C^T` each step, in `dtype`) and return the chosen indices.
 
     A slow baseline for benchmarks; it projects the candidates the same way as `text_span`.
     """
     validate_text_span_inputs(head_outputs, text_embeddings, n_texts, None)
-    outputs = head_outputs.to(torch.float64)
+    outputs = head_outputs.to(dtype)
     directions, _, _ = principal_directions(outputs, rank, centre)
-    R = text_embeddings.to(torch.float64) @ directions @ directions.T
+    directions = directions.to(dtype)
+    R = text_embeddings.to(dtype) @ directions @ directions.T
     if normalize_texts:
         R = R / R.norm(dim=1, keepdim=True).clamp_min(1e-30)
     C = outputs.clone()
