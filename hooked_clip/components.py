@@ -122,11 +122,38 @@ class Attention(nn.Module):
         self.hook_pattern = HookPoint()
         self.hook_z = HookPoint()
         self.hook_result = HookPoint()
+        self._fused_cache: tuple | None = None
+
+    def fused_qkv_weights(self) -> tuple[Float[Tensor, "d_model qkv"], Float[Tensor, "qkv"]]:
+        """Return `W_Q`, `W_K`, `W_V` as one `[d_model, 3 * n_heads * d_head]` matrix, and the biases.
+
+        One matrix product is faster than three per-head products. Without gradients the fused
+        copy is cached and rebuilt whenever a weight is replaced or modified in place (tracked by
+        data pointer and version counter); with gradients it is built on each call, so gradients
+        reach `W_Q`, `W_K` and `W_V`.
+        """
+        parameters = (self.W_Q, self.W_K, self.W_V, self.b_Q, self.b_K, self.b_V)
+        cacheable = not (torch.is_grad_enabled() and any(p.requires_grad for p in parameters))
+        key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in parameters)
+        if cacheable and self._fused_cache is not None and self._fused_cache[0] == key:
+            return self._fused_cache[1], self._fused_cache[2]
+
+        weight = torch.cat(
+            [einops.rearrange(w, "head d_model d_head -> d_model (head d_head)") for w in parameters[:3]], dim=1
+        )
+        bias = torch.cat([b.flatten() for b in parameters[3:]])
+        if cacheable:
+            self._fused_cache = (key, weight, bias)
+        return weight, bias
 
     def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
-        q = self.hook_q(torch.einsum("bpd,hde->bphe", x, self.W_Q) + self.b_Q)
-        k = self.hook_k(torch.einsum("bpd,hde->bphe", x, self.W_K) + self.b_K)
-        v = self.hook_v(torch.einsum("bpd,hde->bphe", x, self.W_V) + self.b_V)
+        batch, pos, _ = x.shape
+        weight, bias = self.fused_qkv_weights()
+        qkv = torch.addmm(bias, x.reshape(batch * pos, -1), weight)
+        q, k, v = einops.rearrange(
+            qkv, "(b p) (three head d_head) -> three b p head d_head", b=batch, three=3, head=self.cfg.n_heads
+        )
+        q, k, v = self.hook_q(q), self.hook_k(k), self.hook_v(v)
 
         if has_hooks(self.hook_attn_scores) or has_hooks(self.hook_pattern):
             scores = torch.einsum("bqhe,bkhe->bhqk", q, k) / math.sqrt(self.cfg.d_head)
@@ -142,7 +169,8 @@ class Attention(nn.Module):
             result = self.hook_result(torch.einsum("bphe,hed->bphd", z, self.W_O))
             return result.sum(dim=2) + self.b_O
         W_O = einops.rearrange(self.W_O, "head d_head d_model -> (head d_head) d_model")
-        return einops.rearrange(z, "b p head d_head -> b p (head d_head)") @ W_O + self.b_O
+        z = einops.rearrange(z, "b p head d_head -> (b p) (head d_head)")
+        return torch.addmm(self.b_O, z, W_O).view(batch, pos, -1)
 
 
 class MLP(nn.Module):
@@ -169,9 +197,10 @@ class MLP(nn.Module):
         return F.gelu(x)
 
     def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
-        pre = self.hook_pre(x @ self.W_in + self.b_in)
+        batch, pos, _ = x.shape
+        pre = self.hook_pre(torch.addmm(self.b_in, x.reshape(batch * pos, -1), self.W_in).view(batch, pos, -1))
         post = self.hook_post(self.activation(pre))
-        return post @ self.W_out + self.b_out
+        return torch.addmm(self.b_out, post.reshape(batch * pos, -1), self.W_out).view(batch, pos, -1)
 
 
 class TransformerBlock(nn.Module):

@@ -414,3 +414,28 @@ def test_nan_pixels_rejected(tiny_hooked):
     images[1, 0, 5, 5] = float("nan")
     with pytest.raises(ValueError, match=r"NaN or infinite values \(in batch positions \[1\]\)"):
         model(images)
+
+
+def test_weight_edits_take_effect():
+    clip = tiny_clip()
+    model = HookedViT.from_open_clip_model(clip)
+    images = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        before = model(images)
+        model.blocks[1].attn.W_K[2].mul_(3.0)
+        clip.visual.transformer.resblocks[1].attn.in_proj_weight[64 + 32 : 64 + 48].mul_(3.0)
+        after = model(images)
+        assert (after - before).abs().max() > 1e-4
+        assert_parity(after, clip.encode_image(images))
+
+        model.blocks[0].attn.W_V = torch.nn.Parameter(torch.zeros_like(model.blocks[0].attn.W_V))
+        zeroed = model(images)
+    assert (zeroed - after).abs().max() > 1e-4
+
+
+def test_gradients_reach_query_weights():
+    model = HookedViT.from_open_clip_model(tiny_clip())
+    model(torch.randn(2, 3, 32, 32)).sum().backward()
+    for name in ("W_Q", "W_K", "W_V", "b_Q"):
+        gradient = getattr(model.blocks[0].attn, name).grad
+        assert gradient is not None and gradient.abs().sum() > 0, name
