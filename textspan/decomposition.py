@@ -229,6 +229,10 @@ def decompose(
     def keep_all(activation: Tensor, hook) -> None:
         stored[hook.name] = activation
 
+    def keep_copy(activation: Tensor, hook) -> None:
+        # The values are a view into the fused q, k, v output; a copy lets the rest be freed.
+        stored[hook.name] = activation.clone()
+
     last = cfg.n_layers - 1
     hooks = [("hook_embed", keep_pooled_rows), (f"blocks.{last}.hook_resid_post", keep_pooled_rows)]
     hooks.append(("ln_final.hook_scale", keep_all if cfg.final_ln_after_pool else keep_pooled_rows))
@@ -245,7 +249,7 @@ def decompose(
     for layer in token_layers:
         hooks.append((f"blocks.{layer}.attn.hook_q", keep_pooled_rows))
         hooks.append((f"blocks.{layer}.attn.hook_k", keep_pattern_rows))
-        hooks.append((f"blocks.{layer}.attn.hook_v", keep_all))
+        hooks.append((f"blocks.{layer}.attn.hook_v", keep_copy))
     embedding = model.run_with_hooks(images, fwd_hooks=hooks)
 
     return _assemble(model, stored, token_layers, mean_and_bias, pooled_rows, embedding.dtype)
