@@ -29,6 +29,9 @@ test: install
 
 benchmark: install
 	$(BIN)/python benchmarks/forward.py
+	$(BIN)/python benchmarks/decompose.py
+	$(BIN)/python benchmarks/textspan.py
+	$(BIN)/python benchmarks/heatmaps.py
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache
