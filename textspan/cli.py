@@ -30,6 +30,28 @@ RANDOM_WEIGHTS_NOTE = (
 )
 
 
+def add_model_arguments(parser: argparse.ArgumentParser, pretrained_default: str | None = None) -> None:
+    """Add --model, --pretrained, --device and --seed, shared by every command."""
+    parser.add_argument("--model", default="ViT-B-16", help="OpenCLIP model name (default: %(default)s)")
+    pretrained_help = "OpenCLIP pretrained tag, a checkpoint file path, or 'random' for random weights"
+    if pretrained_default is None:
+        parser.add_argument("--pretrained", required=True, help=pretrained_help)
+    else:
+        parser.add_argument("--pretrained", default=pretrained_default, help=pretrained_help + " (default: %(default)s)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                        help="torch device (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random weights (default: %(default)s)")
+
+
+def load_model(args: argparse.Namespace) -> HookedCLIP:
+    """Build the model that --model, --pretrained, --device and --seed name; say so when weights are random."""
+    if args.pretrained != "random":
+        return HookedCLIP.from_open_clip(args.model, args.pretrained, device=args.device)
+    torch.manual_seed(args.seed)
+    print(f"NOTE: {RANDOM_WEIGHTS_NOTE}\n")
+    return HookedCLIP.from_open_clip(args.model, None, device=args.device)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="textspan",
@@ -43,12 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the decomposition, TEXTSPAN and text heatmaps on a folder of photos "
         "(by default the photos that ship with textspan).",
     )
-    demo.add_argument("--model", default="ViT-B-16", help="OpenCLIP model name (default: %(default)s)")
-    demo.add_argument(
-        "--pretrained",
-        default="laion2b_s34b_b88k",
-        help="OpenCLIP pretrained tag, a checkpoint file path, or 'random' for random weights (default: %(default)s)",
-    )
+    add_model_arguments(demo, pretrained_default="laion2b_s34b_b88k")
     demo.add_argument("--images", type=Path, default=None, help="folder of images (default: the shipped photos)")
     demo.add_argument("--out", type=Path, default=Path("demo-out"), help="output folder (default: %(default)s)")
     demo.add_argument("--pool", type=Path, default=None, help="text file of candidate descriptions, one per line "
@@ -58,9 +75,6 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--texts-per-head", type=int, default=5, help="TEXTSPAN texts per head (default: %(default)s)")
     demo.add_argument("--description", default=None, help="text of the heatmaps (default: for each photo, the "
                       "pool description closest to its embedding)")
-    demo.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
-                      help="torch device (default: %(default)s)")
-    demo.add_argument("--seed", type=int, default=0, help="seed of the random weights (default: %(default)s)")
     demo.set_defaults(run=run_demo)
 
     job = subcommands.add_parser(
@@ -69,9 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Decompose every image of a folder into direct effects and write them to --out in "
         "chunks. Rerunning the same command after an interruption continues where it stopped.",
     )
-    job.add_argument("--model", default="ViT-B-16", help="OpenCLIP model name (default: %(default)s)")
-    job.add_argument("--pretrained", required=True,
-                     help="OpenCLIP pretrained tag, a checkpoint file path, or 'random'")
+    add_model_arguments(job)
     job.add_argument("--images", type=Path, required=True, help="folder of images (searched recursively)")
     job.add_argument("--out", type=Path, required=True, help="output folder for manifest.json and chunk files")
     job.add_argument("--layers", type=int, nargs="+", default=[-4, -3, -2, -1],
@@ -80,9 +92,6 @@ def build_parser() -> argparse.ArgumentParser:
     job.add_argument("--chunk-size", type=int, default=512, help="images per chunk file (default: %(default)s)")
     job.add_argument("--mean-and-bias", choices=["per_term", "shared"], default="per_term",
                      help="LayerNorm mean and bias convention (default: %(default)s)")
-    job.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
-                     help="torch device (default: %(default)s)")
-    job.add_argument("--seed", type=int, default=0, help="seed of the random weights (default: %(default)s)")
     job.set_defaults(run=run_decompose)
 
     segment = subcommands.add_parser(
@@ -91,9 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Score text heatmaps and baseline methods on images with foreground masks, and print "
         "pixel accuracy, mIoU and mAP per method. Rerunning with the same arguments resumes.",
     )
-    segment.add_argument("--model", default="ViT-B-16", help="OpenCLIP model name (default: %(default)s)")
-    segment.add_argument("--pretrained", required=True,
-                         help="OpenCLIP pretrained tag, a checkpoint file path, or 'random'")
+    add_model_arguments(segment)
     source = segment.add_mutually_exclusive_group(required=True)
     source.add_argument("--data", type=Path, help="gtsegs_ijcv.mat of ImageNet-segmentation (HDF5)")
     source.add_argument("--images", type=Path, help="folder of images, paired by file stem with --masks")
@@ -109,9 +116,6 @@ def build_parser() -> argparse.ArgumentParser:
     segment.add_argument("--limit", type=int, default=None, help="evaluate only the first N images")
     segment.add_argument("--clip-negative", action="store_true",
                          help="set negative heatmap values to 0 before min-max normalisation")
-    segment.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
-                         help="torch device (default: %(default)s)")
-    segment.add_argument("--seed", type=int, default=0, help="seed of the random weights (default: %(default)s)")
     segment.set_defaults(run=run_segment_eval)
     return parser
 
@@ -137,9 +141,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_demo(args: argparse.Namespace) -> int:
     random_weights = args.pretrained == "random"
-    if random_weights:
-        torch.manual_seed(args.seed)
-    model = HookedCLIP.from_open_clip(args.model, None if random_weights else args.pretrained, device=args.device)
+    model = load_model(args)
     if args.layers <= 0 or args.layers > model.visual.cfg.n_layers:
         raise ValueError(f"--layers {args.layers} is invalid; {args.model} has {model.visual.cfg.n_layers} layers.")
 
@@ -147,8 +149,6 @@ def run_demo(args: argparse.Namespace) -> int:
     images, _ = load_images(paths, model.preprocess)
     pool = load_pool(args.pool) if args.pool else general_pool()
     args.out.mkdir(parents=True, exist_ok=True)
-    if random_weights:
-        print(f"NOTE: {RANDOM_WEIGHTS_NOTE}\n")
 
     cfg = model.visual.cfg
     decomposition = decompose(model.visual, images.to(args.device), token_layers=range(cfg.n_layers))
@@ -181,10 +181,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def run_decompose(args: argparse.Namespace) -> int:
-    random_weights = args.pretrained == "random"
-    if random_weights:
-        torch.manual_seed(args.seed)
-    model = HookedCLIP.from_open_clip(args.model, None if random_weights else args.pretrained, device=args.device)
+    model = load_model(args)
     paths = list_images(args.images, recursive=True)
     decompose_folder(
         model.visual, paths, model.preprocess, args.out, layers=args.layers, batch_size=args.batch_size,
@@ -204,11 +201,7 @@ def run_segment_eval(args: argparse.Namespace) -> int:
             raise ValueError(f"--limit {args.limit} is invalid; expected a positive number of images.")
         dataset = [dataset[index] for index in range(min(args.limit, len(dataset)))]
 
-    random_weights = args.pretrained == "random"
-    if random_weights:
-        torch.manual_seed(args.seed)
-        print(f"NOTE: {RANDOM_WEIGHTS_NOTE}\n")
-    model = HookedCLIP.from_open_clip(args.model, None if random_weights else args.pretrained, device=args.device)
+    model = load_model(args)
     classnames = args.classnames if args.classnames in CLASSNAMES else load_pool(Path(args.classnames))
     templates = args.templates if args.templates in TEMPLATES else [args.templates]
     classifier = model.zero_shot_classifier(classnames, templates, progress=True)
