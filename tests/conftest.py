@@ -45,3 +45,9 @@ def tiny_model() -> nn.Module:
 def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
     """Return max |actual - expected| divided by max |expected|."""
     return float((actual - expected).detach().abs().max() / expected.detach().abs().max())
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path_factory, monkeypatch):
+    """Keep text-embedding caches of every test out of the user's home folder."""
+    monkeypatch.setenv("HOOKED_CLIP_CACHE", str(tmp_path_factory.mktemp("cache")))

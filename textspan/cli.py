@@ -20,6 +20,7 @@ from textspan.pools import general_pool, load_pool
 from textspan.segment_eval import METHODS, evaluate_segmentation, format_table
 from textspan.segmentation import load_image_mask_folder, load_imagenet_segmentation
 from textspan.store import decompose_folder
+from textspan.text_embeddings import embed_texts
 from textspan.text_span import text_span_heads
 
 logger = logging.getLogger("textspan")
@@ -155,7 +156,7 @@ def run_demo(args: argparse.Namespace) -> int:
     shares = direct_effect_shares(decomposition)
     print(format_layer_table(shares))
 
-    text_embeddings = model.encode_text(pool, normalize=True, progress=True)
+    text_embeddings = embed_texts(model, pool, progress=True)
     last_layers = list(range(cfg.n_layers - args.layers, cfg.n_layers))
     n_texts = min(args.texts_per_head, len(paths) - 1)
     spans = text_span_heads(
