@@ -1,6 +1,6 @@
 """Compare a head's direct effect with its full effect (indirect paths included) on the shipped photos.
 
-Run: python examples/ablate_head.py [--model ViT-B-16] [--pretrained TAG | random | PATH] [--layer -1] [--head 0]
+Run: python examples/ablate_head.py [--model ViT-B-16] [--pretrained TAG | random | PATH] [--layer -2] [--head 0]
 
 Mean-ablating the head's direct effect changes only its own term of the decomposition; running the
 model with a hook that mean-ablates the head's output also changes every later layer.

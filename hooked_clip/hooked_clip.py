@@ -140,8 +140,9 @@ class HookedCLIP(nn.Module):
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
         cache_dir: str | None = None,
+        image_size: int | tuple[int, int] | None = None,
     ) -> "HookedCLIP":
-        """Build an OpenCLIP model by name (see `HookedViT.from_open_clip` for `pretrained`).
+        """Build an OpenCLIP model by name (see `HookedViT.from_open_clip` for `pretrained` and `image_size`).
 
         Raises:
             ValueError, FileNotFoundError, PretrainedWeightsUnavailableError, NotImplementedError:
@@ -150,7 +151,7 @@ class HookedCLIP(nn.Module):
         validate_model_name(model_name)
         clip = create_open_clip_model(model_name, pretrained, cache_dir=cache_dir)
         tokenizer = open_clip.get_tokenizer(model_name)
-        model = cls.from_open_clip_model(clip, tokenizer, device=device, dtype=dtype)
+        model = cls.from_open_clip_model(clip, tokenizer, device=device, dtype=dtype, image_size=image_size)
         model.visual.cfg.model_name = model_name
         model.visual.cfg.pretrained = resolved_pretrained(pretrained)
         return model
@@ -162,6 +163,7 @@ class HookedCLIP(nn.Module):
         tokenizer: Callable[..., Tensor] | None = None,
         device: str | torch.device | None = None,
         dtype: torch.dtype | None = None,
+        image_size: int | tuple[int, int] | None = None,
     ) -> "HookedCLIP":
         """Wrap an already built OpenCLIP `CLIP` or `CustomTextCLIP`.
 
@@ -176,11 +178,11 @@ class HookedCLIP(nn.Module):
                 f"{type(clip).__name__} is not an OpenCLIP CLIP model with a text tower; "
                 "use HookedViT.from_open_clip_model for a vision tower alone."
             )
-        visual = HookedViT.from_open_clip_model(clip, device=device, dtype=dtype)
+        visual = HookedViT.from_open_clip_model(clip, device=device, dtype=dtype, image_size=image_size)
         text = TextTower(clip).to(device=visual.cfg.device, dtype=visual.cfg.dtype)
-        preprocess_cfg = PreprocessCfg(
-            **(getattr(vision_tower(clip), "preprocess_cfg", None) or {"size": visual.cfg.image_size})
-        )
+        preprocess_settings = dict(getattr(vision_tower(clip), "preprocess_cfg", None) or {})
+        preprocess_settings["size"] = visual.cfg.image_size
+        preprocess_cfg = PreprocessCfg(**preprocess_settings)
         preprocess = image_transform_v2(preprocess_cfg, is_train=False)
         tokenizer = tokenizer or open_clip.get_tokenizer("ViT-B-32")
         return cls(visual, text, tokenizer, preprocess, clip.logit_scale, preprocess_cfg)

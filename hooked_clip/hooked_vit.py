@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -136,6 +137,14 @@ class HookedViT(HookedRootModule):
             if isinstance(name, str):
                 validate_hook_names(name, self.hook_dict)
         return super().run_with_hooks(*model_args, fwd_hooks=fwd_hooks, bwd_hooks=bwd_hooks, **kwargs)
+
+    def weights_fingerprint(self) -> str:
+        """Return a SHA-256 digest (16 hex digits) of every parameter, to tell weights apart in saved results."""
+        digest = hashlib.sha256()
+        for name, parameter in sorted(self.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(parameter.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        return digest.hexdigest()[:16]
 
     def train(self, mode: bool = True) -> "HookedViT":
         # NOTE: HookedViT has no dropout or patch dropout, so train mode changes no computation.

@@ -12,7 +12,11 @@ from torch import Tensor
 def close_matches(name: str, choices: Iterable[str], n: int = 5) -> list[str]:
     """Return up to `n` entries of `choices` that resemble `name`, best first."""
     choices = list(choices)
-    matches = difflib.get_close_matches(name, choices, n=n, cutoff=0.6)
+    same_letters = [choice for choice in choices if choice.lower() == name.lower()]
+    matches = same_letters + [
+        match for match in difflib.get_close_matches(name, choices, n=n, cutoff=0.6) if match not in same_letters
+    ]
+    matches = matches[:n]
     if not matches:
         lowered = name.lower()
         matches = [c for c in choices if lowered in c.lower() or c.lower() in lowered][:n]

@@ -77,18 +77,26 @@ def create_open_clip_model(
         if not path.is_file():
             raise FileNotFoundError(
                 f"Checkpoint file {str(path)!r} does not exist. Pass an existing OpenCLIP checkpoint path, "
-                "a pretrained tag, or None for random weights."
+                "a pretrained tag, or random weights (pretrained=None in Python, --pretrained random on the "
+                "command line)."
             )
-        return open_clip.create_model(
-            model_name, pretrained=str(path), device=device, require_pretrained=True, **model_kwargs
-        )
+        try:
+            return open_clip.create_model(
+                model_name, pretrained=str(path), device=device, require_pretrained=True, **model_kwargs
+            )
+        except Exception as error:  # torch.load and OpenCLIP raise many types on a damaged or foreign file
+            raise ValueError(
+                f"Checkpoint {str(path)!r} could not be loaded into {model_name} ({type(error).__name__}: "
+                f"{str(error)[:300]}). Pass an OpenCLIP checkpoint of this model architecture."
+            ) from error
 
     if not model_name.startswith(("hf-hub:", "local-dir:")):
         tags = open_clip.list_pretrained_tags_by_model(model_name)
         if pretrained not in tags:
+            hint = " For random weights pass pretrained=None." if pretrained == "random" else ""
             raise ValueError(
                 f"Unknown pretrained tag {pretrained!r} for {model_name}. Known tags: {tags or 'none'}. "
-                "A local checkpoint file is also accepted."
+                f"A local checkpoint file is also accepted.{hint}"
             )
     try:
         return open_clip.create_model(
@@ -102,9 +110,7 @@ def create_open_clip_model(
     except Exception as error:  # download failures surface as many exception types
         raise PretrainedWeightsUnavailableError(
             f"The pretrained weights {model_name} / {pretrained} could not be loaded: they are not in the "
-            f"local cache and could not be downloaded ({type(error).__name__}: {error}). Download them on a "
-            "machine with internet access and pass the checkpoint file, or use random weights to check "
-            "structure only."
+            f"local cache and could not be downloaded ({type(error).__name__}: {str(error)[:300]})."
         ) from error
 
 

@@ -221,6 +221,8 @@ def test_unavailable_weights_exit_2(tmp_path, monkeypatch, capsys):
         ("missing_images", ["does not exist"]),
         ("empty_images", ["no images"]),
         ("unknown_model", ["Unknown OpenCLIP model name", "ViT-B-33"]),
+        ("one_image", ["at least 2 images"]),
+        ("corrupt_checkpoint", ["could not be loaded into ViT-B-32", "garbage.pt"]),
     ],
 )
 def test_bad_arguments_exit_2(tmp_path, capsys, case, expected_fragments):
@@ -232,8 +234,16 @@ def test_bad_arguments_exit_2(tmp_path, capsys, case, expected_fragments):
     elif case == "unknown_model":
         images = shipped_photos_dir()
         model = "ViT-B-33"
+    elif case == "one_image":
+        images.mkdir()
+        shutil.copy(shipped_photos_dir() / "coffee.jpg", images)
+    pretrained = "random"
+    if case == "corrupt_checkpoint":
+        images = shipped_photos_dir()
+        pretrained = str(tmp_path / "garbage.pt")
+        (tmp_path / "garbage.pt").write_bytes(b"random bytes, not a checkpoint" * 20)
 
-    code = main(["demo", "--model", model, "--pretrained", "random", "--images", str(images),
+    code = main(["demo", "--model", model, "--pretrained", pretrained, "--images", str(images),
                  "--out", str(tmp_path / "out")])
     stderr = capsys.readouterr().err
 
@@ -241,5 +251,5 @@ def test_bad_arguments_exit_2(tmp_path, capsys, case, expected_fragments):
     assert "Traceback" not in stderr
     for fragment in expected_fragments:
         assert fragment in stderr, stderr
-    if case != "unknown_model":
+    if case not in ("unknown_model", "corrupt_checkpoint"):
         assert str(images) in stderr

@@ -87,3 +87,9 @@ def test_token_scores_bad_width(variant):
     decomposition = decompose(model, images, token_layers=[0])
     with pytest.raises(ValueError, match="width 7"):
         decomposition.token_scores(torch.randn(2, 7, dtype=torch.float64))
+
+
+def test_tokens_accept_negative_layers(variant):
+    model, images, _ = variant
+    decomposition = decompose(model, images, token_layers=[-1])
+    torch.testing.assert_close(decomposition.tokens(layers=[-1]), decomposition.tokens(layers=[2]))

@@ -439,3 +439,23 @@ def test_gradients_reach_query_weights():
     for name in ("W_Q", "W_K", "W_V", "b_Q"):
         gradient = getattr(model.blocks[0].attn, name).grad
         assert gradient is not None and gradient.abs().sum() > 0, name
+
+
+def test_corrupt_checkpoint_rejected(tmp_path):
+    path = tmp_path / "garbage.pt"
+    path.write_bytes(b"\x80\x04 definitely not a checkpoint" * 10)
+    with pytest.raises(ValueError, match="garbage.pt"):
+        HookedViT.from_open_clip("ViT-S-32-alt", pretrained=str(path))
+
+
+def test_model_name_case_suggested_first():
+    with pytest.raises(ValueError, match=r"Close names: \['ViT-B-16'"):
+        HookedViT.from_open_clip("vit-b-16")
+
+
+def test_weights_fingerprint_tells_weights_apart():
+    first = HookedViT.from_open_clip_model(tiny_clip(seed=0))
+    again = HookedViT.from_open_clip_model(tiny_clip(seed=0))
+    other = HookedViT.from_open_clip_model(tiny_clip(seed=1))
+    assert first.weights_fingerprint() == again.weights_fingerprint()
+    assert first.weights_fingerprint() != other.weights_fingerprint()

@@ -130,3 +130,13 @@ def test_cli_on_hdf5_file(tmp_path, capsys):
     assert "mIoU" in output
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert results["chefer"]["n_images"] == 3
+
+
+def test_other_model_run_rejected(model, folder_dataset, tmp_path):
+    dataset = load_image_mask_folder(*folder_dataset)
+    classifier = model.zero_shot_classifier(["cat", "dog"], ["a photo of a {}."])
+    segment_eval.evaluate_segmentation(model, dataset, classifier, tmp_path, methods=["ours"], progress=False)
+    other = HookedCLIP.from_open_clip_model(tiny_clip(seed=3), open_clip.get_tokenizer("ViT-B-32"))
+    other_classifier = other.zero_shot_classifier(["cat", "dog"], ["a photo of a {}."])
+    with pytest.raises(ValueError, match="weights"):
+        segment_eval.evaluate_segmentation(other, dataset, other_classifier, tmp_path, methods=["ours"], progress=False)

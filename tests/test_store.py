@@ -102,3 +102,22 @@ def test_cli_decompose_job(photo_folder, tmp_path, capsys):
     assert manifest["layers"] == [11]
     assert main(arguments) == 0
     assert "Decomposed 7 images" in capsys.readouterr().out
+
+
+def test_other_weights_rejected(model, photo_folder, tmp_path):
+    paths = sorted(photo_folder.rglob("*.png"))
+    out = tmp_path / "out"
+    store.decompose_folder(model.visual, paths, model.preprocess, out, layers=[-1], chunk_size=3, progress=False)
+    other = HookedCLIP.from_open_clip_model(tiny_clip(seed=5), open_clip.get_tokenizer("ViT-B-32"))
+    with pytest.raises(ValueError, match="weights"):
+        store.decompose_folder(other.visual, paths, other.preprocess, out, layers=[-1], chunk_size=3, progress=False)
+
+
+def test_corrupt_image_rejected_before_writing(model, photo_folder, tmp_path):
+    broken = photo_folder / "broken.jpg"
+    broken.write_bytes(b"not an image at all")
+    paths = sorted(photo_folder.rglob("*.*"))
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match="broken.jpg"):
+        store.decompose_folder(model.visual, paths, model.preprocess, out, layers=[-1], progress=False)
+    assert not (out / "manifest.json").exists()

@@ -90,3 +90,13 @@ def test_load_rejects_other_json(tmp_path):
 def test_heads_reject_wrong_layers():
     with pytest.raises(ValueError, match="layers lists 1 layers"):
         text_span_heads(torch.randn(10, 2, 2, 8), torch.randn(5, 8), 2, [3], progress=False)
+
+
+def test_few_images_float32_matches_float64():
+    generator = torch.Generator().manual_seed(0)
+    outputs = torch.randn(8, 256, generator=generator) @ torch.randn(256, 256, generator=generator)
+    texts = torch.nn.functional.normalize(torch.randn(200, 256, generator=generator), dim=-1)
+    single = text_span(outputs, texts, 5)
+    double = text_span(outputs.double(), texts.double(), 5)
+    assert single.indices == double.indices
+    assert single.explained == pytest.approx(double.explained, rel=1e-5)

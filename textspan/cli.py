@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import torch
+from torch.utils.data import Subset
 
 from hooked_clip import PretrainedWeightsUnavailableError
 from hooked_clip.hooked_clip import CLASSNAMES, TEMPLATES, HookedCLIP
@@ -130,8 +131,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except PretrainedWeightsUnavailableError as error:
         print(
-            f"textspan: {error} To run offline, pass --pretrained random (random weights, structure only) "
-            "or --pretrained PATH (an OpenCLIP checkpoint file downloaded elsewhere).",
+            f"textspan: {error} Download them on a machine with internet access and pass --pretrained PATH "
+            "(the OpenCLIP checkpoint file), or pass --pretrained random (random weights, which show the "
+            "structure of the results only).",
             file=sys.stderr,
         )
         return 2
@@ -147,6 +149,11 @@ def run_demo(args: argparse.Namespace) -> int:
         raise ValueError(f"--layers {args.layers} is invalid; {args.model} has {model.visual.cfg.n_layers} layers.")
 
     paths = list_images(args.images or shipped_photos_dir())
+    if len(paths) < 2:
+        raise ValueError(
+            f"The demo found {len(paths)} image in {args.images}; TEXTSPAN needs the variance over at least "
+            "2 images. Add images to the folder."
+        )
     images, _ = load_images(paths, model.preprocess)
     pool = load_pool(args.pool) if args.pool else general_pool()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -159,6 +166,11 @@ def run_demo(args: argparse.Namespace) -> int:
     text_embeddings = embed_texts(model, pool, progress=True)
     last_layers = list(range(cfg.n_layers - args.layers, cfg.n_layers))
     n_texts = min(args.texts_per_head, len(paths) - 1)
+    if n_texts < args.texts_per_head:
+        logger.warning(
+            "%d images span at most %d directions per head, so TEXTSPAN picks %d texts per head instead of %d.",
+            len(paths), len(paths) - 1, n_texts, args.texts_per_head,
+        )
     spans = text_span_heads(
         decomposition.heads[:, last_layers], text_embeddings, n_texts, last_layers, texts=pool
     )
@@ -200,7 +212,7 @@ def run_segment_eval(args: argparse.Namespace) -> int:
     if args.limit is not None:
         if args.limit <= 0:
             raise ValueError(f"--limit {args.limit} is invalid; expected a positive number of images.")
-        dataset = [dataset[index] for index in range(min(args.limit, len(dataset)))]
+        dataset = Subset(dataset, range(min(args.limit, len(dataset))))
 
     model = load_model(args)
     classnames = args.classnames if args.classnames in CLASSNAMES else load_pool(Path(args.classnames))
@@ -222,7 +234,9 @@ def format_layer_table(shares: dict[str, torch.Tensor]) -> str:
              f"{'layer':>5}  {'attention':>10}  {'mlp':>10}"]
     for layer, (attention, mlp) in enumerate(zip(shares["attention"].tolist(), shares["mlp"].tolist(), strict=True)):
         lines.append(f"{layer:>5}  {attention:>10.4f}  {mlp:>10.4f}")
-    lines.append(f"class token {float(shares['embed']):.4f}, ln_post bias {float(shares['ln_bias']):.4f}")
+    lines.append(
+        f"embed (class token after ln_pre) {float(shares['embed']):.4f}, ln_post bias {float(shares['ln_bias']):.4f}"
+    )
     return "\n".join(lines) + "\n"
 
 

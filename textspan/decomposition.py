@@ -155,7 +155,10 @@ class Decomposition:
     def _token_selection(
         self, layers: Sequence[int] | None, heads: Sequence[int] | None
     ) -> tuple[list[int], list[int]]:
-        layers = list(self.token_layers if layers is None else layers)
+        if layers is None:
+            layers = list(self.token_layers)
+        else:
+            layers = [int(layer) + self.n_layers if int(layer) < 0 else int(layer) for layer in layers]
         missing = [layer for layer in layers if layer not in self.token_layers]
         if missing or not layers:
             raise ValueError(

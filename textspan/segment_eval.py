@@ -7,6 +7,7 @@ and metrics. Scores are written per batch through temporary files, so an interru
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 from collections.abc import Sequence
@@ -83,8 +84,17 @@ def evaluate_segmentation(
     out_dir = Path(out_dir)
     scores_dir = out_dir / "scores"
     scores_dir.mkdir(parents=True, exist_ok=True)
-    _check_run(out_dir, {"methods": list(methods), "batch_size": batch_size, "n_images": len(dataset),
-                         "clip_negative": clip_negative})
+    _check_run(out_dir, {
+        "methods": list(methods),
+        "batch_size": batch_size,
+        "n_images": len(dataset),
+        "clip_negative": clip_negative,
+        "model": model.visual.cfg.model_name,
+        "pretrained": model.visual.cfg.pretrained,
+        "weights": model.visual.weights_fingerprint(),
+        "classifier": hashlib.sha256(classifier.detach().cpu().float().numpy().tobytes()).hexdigest()[:16],
+        "dataset": dataset_id(dataset),
+    })
 
     metrics = {method: SegmentationMetrics(clip_negative=clip_negative) for method in methods}
     class_directions = classifier.T.to(model.device)
@@ -101,6 +111,18 @@ def evaluate_segmentation(
     results = {method: metrics[method].compute() for method in methods}
     atomic_write_text(out_dir / "results.json", json.dumps(results, indent=2))
     return results
+
+
+def dataset_id(dataset: Sequence) -> str:
+    """Return a short description that tells datasets apart: the file or folders they read."""
+    if hasattr(dataset, "dataset") and hasattr(dataset, "indices"):  # torch.utils.data.Subset
+        return f"{dataset_id(dataset.dataset)}, first {len(dataset)} items"
+    for attribute in ("path", "pairs"):
+        value = getattr(dataset, attribute, None)
+        if value is not None:
+            text = str(value) if attribute == "path" else f"{value[0][0].parent} + {value[0][1].parent}"
+            return text
+    return f"{type(dataset).__name__} of {len(dataset)} items"
 
 
 def format_table(results: dict[str, dict[str, float]]) -> str:
@@ -141,9 +163,10 @@ def _check_run(out_dir: Path, settings: dict) -> None:
     if path.is_file():
         existing = json.loads(path.read_text())
         if existing != settings:
+            differing = {key: (existing.get(key), value) for key, value in settings.items() if existing.get(key) != value}
             raise ValueError(
-                f"{str(out_dir)!r} already contains a run with other settings ({existing}). Use another output folder, "
-                "or the same settings to resume it."
+                f"{str(out_dir)!r} already contains a run with other settings (existing, requested: {differing}). "
+                "Use another output folder, or the same settings to resume it."
             )
         logger.info("Resuming the segmentation run in %s", out_dir)
         return

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 from jaxtyping import Float
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 from tqdm.auto import tqdm
 
@@ -78,10 +78,13 @@ def decompose_folder(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
+    _check_readable(paths)
+
     manifest = {
         "version": STORE_VERSION,
         "model": model.cfg.model_name,
         "pretrained": model.cfg.pretrained,
+        "weights": model.weights_fingerprint(),
         "layers": normalise_layers(layers, model.cfg.n_layers),
         "mean_and_bias": mean_and_bias,
         "chunk_size": chunk_size,
@@ -150,15 +153,32 @@ def _decompose_chunk(model, chunk_paths, preprocess, manifest, batch_size, devic
     return {name: torch.cat(tensors) for name, tensors in parts.items()}
 
 
+def _check_readable(paths: Sequence[Path]) -> None:
+    """Raise ValueError naming every file that Pillow cannot read, before any output is written."""
+    unreadable = []
+    for path in tqdm(paths, desc="checking images", disable=len(paths) < 1000):
+        try:
+            with Image.open(path) as picture:
+                picture.verify()
+        except (UnidentifiedImageError, OSError, SyntaxError) as error:
+            unreadable.append(f"{path} ({type(error).__name__})")
+    if unreadable:
+        raise ValueError(
+            f"{len(unreadable)} file(s) cannot be read as images: {unreadable[:5]}. Remove or replace them "
+            "before starting the job."
+        )
+
+
 def _write_or_check_manifest(out_dir: Path, manifest: dict) -> None:
     path = out_dir / MANIFEST
     if path.is_file():
         existing = json.loads(path.read_text())
         if existing != manifest:
             differing = sorted(key for key in manifest if existing.get(key) != manifest[key])
+            shown = {key: (existing.get(key), manifest[key]) for key in differing if key != "images"}
             raise ValueError(
-                f"{str(out_dir)!r} already contains a job with other {differing}. Use another output folder, or rerun "
-                "with the arguments of that job to resume it."
+                f"{str(out_dir)!r} already contains a job with other {differing} (existing, requested: {shown}). "
+                "Use another output folder, or rerun with the arguments of that job to resume it."
             )
         logger.info("Resuming the job in %s", out_dir)
         return

@@ -17,7 +17,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -48,8 +48,8 @@ class TextSpanResult:
     texts: list[str] | None
     variances: list[float]
     explained: list[float]
-    basis: Float[Tensor, "n_chosen d"]
-    reconstruction: Float[Tensor, "n_images d"] | None = None
+    basis: Float[Tensor, "n_chosen d"] = field(repr=False)
+    reconstruction: Float[Tensor, "n_images d"] | None = field(default=None, repr=False)
     layer: int | None = None
     head: int | None = None
 
@@ -156,17 +156,20 @@ def principal_directions(
         raise ValueError(
             f"rank={rank} is invalid for {n_images} images of width {width}; expected 1..{min(n_images, width)}."
         )
-    # The covariance is accumulated in the dtype of the head outputs (float32 is about twice as
-    # fast as float64 on a CPU) and decomposed in float64.
-    centred = head_outputs - head_outputs.mean(dim=0)
-    covariance = (centred.T @ centred).to(torch.float64) / n_images
-    moment = covariance if centre else (head_outputs.T @ head_outputs).to(torch.float64) / n_images
+    # Accumulated in float64 even for float32 outputs: in float32 the null directions of the
+    # covariance (fewer images than dimensions) come out near 1e-8 of the largest variance and
+    # would pass as real directions of the head outputs.
+    outputs = head_outputs.to(torch.float64)
+    centred = outputs - outputs.mean(dim=0)
+    covariance = centred.T @ centred / n_images
+    moment = covariance if centre else outputs.T @ outputs / n_images
     with _single_thread():
         eigenvalues, eigenvectors = torch.linalg.eigh(moment)
     eigenvalues, eigenvectors = eigenvalues.flip(0), eigenvectors.flip(1)
     total = float(torch.diagonal(covariance).sum())
 
     significant = int((eigenvalues > eigenvalues[0].clamp_min(0) * 1e-12).sum())
+    significant = min(significant, n_images - 1 if centre else n_images)
     keep = significant if rank is None else min(rank, significant)
     directions = eigenvectors[:, :keep]
     if centre:
