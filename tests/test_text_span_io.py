@@ -100,3 +100,14 @@ def test_few_images_float32_matches_float64():
     double = text_span(outputs.double(), texts.double(), 5)
     assert single.indices == double.indices
     assert single.explained == pytest.approx(double.explained, rel=1e-5)
+
+
+def test_low_rank_outputs_keep_their_span():
+    """Head outputs lie in the d_head-dimensional image of W_O; rounding must not add directions."""
+    generator = torch.Generator().manual_seed(3)
+    basis = torch.linalg.qr(torch.randn(96, 8, generator=generator))[0]
+    outputs = torch.randn(500, 8, generator=generator) @ basis.T
+    texts = torch.nn.functional.normalize(torch.randn(60, 96, generator=generator), dim=-1)
+    for dtype in (torch.float32, torch.bfloat16):
+        result = text_span(outputs.to(dtype), texts.to(dtype), 8)
+        assert result.explained[-1] == pytest.approx(1.0, abs=1e-2), dtype

@@ -168,7 +168,10 @@ def principal_directions(
     eigenvalues, eigenvectors = eigenvalues.flip(0), eigenvectors.flip(1)
     total = float(torch.diagonal(covariance).sum())
 
-    significant = int((eigenvalues > eigenvalues[0].clamp_min(0) * 1e-12).sum())
+    # Rounding the outputs to their dtype adds variance of about eps^2 of the largest along every
+    # direction; directions below 100 eps^2 (1e-12 at least) are rounding, not signal.
+    relative_floor = max(1e-12, 100 * torch.finfo(head_outputs.dtype).eps ** 2)
+    significant = int((eigenvalues > eigenvalues[0].clamp_min(0) * relative_floor).sum())
     significant = min(significant, n_images - 1 if centre else n_images)
     keep = significant if rank is None else min(rank, significant)
     directions = eigenvectors[:, :keep]
