@@ -459,3 +459,11 @@ def test_weights_fingerprint_tells_weights_apart():
     other = HookedViT.from_open_clip_model(tiny_clip(seed=1))
     assert first.weights_fingerprint() == again.weights_fingerprint()
     assert first.weights_fingerprint() != other.weights_fingerprint()
+
+
+def test_timm_tower_raises():
+    vision_cfg = dict(timm_model_name="vit_tiny_patch16_224", timm_model_pretrained=False, image_size=224,
+                      timm_pool="token", timm_proj="linear")
+    clip = open_clip.CLIP(embed_dim=32, vision_cfg=vision_cfg, text_cfg=dict(layers=1, width=32, heads=2))
+    with pytest.raises(NotImplementedError, match="TimmModel"):
+        HookedViT.from_open_clip_model(clip)
