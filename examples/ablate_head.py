@@ -2,7 +2,7 @@
 
 Run: python examples/ablate_head.py [--model ViT-B-16] [--pretrained TAG | random | PATH] [--layer -2] [--head 0]
 
-Mean-ablating the head's direct effect changes only its own term of the decomposition; running the
+Mean-ablating the head's direct effect changes only its own term of the decomposition. Running the
 model with a hook that mean-ablates the head's output also changes every later layer.
 """
 

@@ -2,8 +2,8 @@
 
 Run: python examples/label_heads.py [--model ViT-B-16] [--pretrained TAG | random | PATH] [--pool-size 400]
 
-Eight photos span at most seven directions per head, so this shows the mechanics; for labels that
-mean something, decompose a dataset (`textspan decompose`) and run TEXTSPAN on its head outputs.
+Eight photos span at most seven directions per head, so this shows the mechanics only. For labels
+that mean something, decompose a dataset (`textspan decompose`) and run TEXTSPAN on its head outputs.
 """
 
 from __future__ import annotations

@@ -78,9 +78,9 @@ def _terms(decomposition: Decomposition) -> dict[str, Tensor]:
 class Ablation:
     """The set of terms that `mean_ablate` replaces by their means.
 
-    `attention_layers` replaces whole attention layers (every head and the output bias);
-    `heads` lists `(layer, head)` pairs; `mlps` lists MLP layers (`True` for all);
-    `embed` is the initial residual-stream term; `class_token` is the class token's direct
+    `attention_layers` replaces whole attention layers (every head and the output bias).
+    `heads` lists `(layer, head)` pairs, and `mlps` lists MLP layers (`True` for all).
+    `embed` is the initial residual-stream term. `class_token` is the class token's direct
     effect through the attention heads, source position 0 (Table 5 of Gandelsman et al., 2024).
     """
 

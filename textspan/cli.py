@@ -46,7 +46,7 @@ def add_model_arguments(parser: argparse.ArgumentParser, pretrained_default: str
 
 
 def load_model(args: argparse.Namespace) -> HookedCLIP:
-    """Build the model that --model, --pretrained, --device and --seed name; say so when weights are random."""
+    """Build the model named by --model, --pretrained, --device and --seed, with a printed note for random weights."""
     if args.pretrained != "random":
         return HookedCLIP.from_open_clip(args.model, args.pretrained, device=args.device)
     torch.manual_seed(args.seed)

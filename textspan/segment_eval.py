@@ -114,7 +114,7 @@ def evaluate_segmentation(
 
 
 def dataset_id(dataset: Sequence) -> str:
-    """Return a short description that tells datasets apart: the file or folders they read."""
+    """Return a short description of the data source (its file or folders), to tell runs on different data apart."""
     if hasattr(dataset, "dataset") and hasattr(dataset, "indices"):  # torch.utils.data.Subset
         return f"{dataset_id(dataset.dataset)}, first {len(dataset)} items"
     for attribute in ("path", "pairs"):

@@ -7,7 +7,7 @@ projects that direction out of the head outputs and out of every candidate.
 
 The implementation works on the covariance of the head outputs in the coordinates of their
 principal directions. The variance of candidate `j` after the steps so far is
-`x_j P Cov P x_j^T` with `P` the projection away from the chosen directions; it is updated in
+`x_j P Cov P x_j^T` with `P` the projection away from the chosen directions. It is updated in
 `O(M * (rank + steps))` per step instead of recomputing `R C^T` in `O(M * K * d)`.
 """
 
@@ -169,7 +169,7 @@ def principal_directions(
     total = float(torch.diagonal(covariance).sum())
 
     # Rounding the outputs to their dtype adds variance of about eps^2 of the largest along every
-    # direction; directions below 100 eps^2 (1e-12 at least) are rounding, not signal.
+    # direction. So directions below 100 eps^2 (1e-12 at least) are rounding, not signal.
     relative_floor = max(1e-12, 100 * torch.finfo(head_outputs.dtype).eps ** 2)
     significant = int((eigenvalues > eigenvalues[0].clamp_min(0) * relative_floor).sum())
     significant = min(significant, n_images - 1 if centre else n_images)
@@ -203,7 +203,7 @@ def text_span(
 
     `centre=True` (the default) takes the principal directions of the centred outputs, because
     TEXTSPAN maximises variance over images, which the mean does not affect; `centre=False` takes
-    them from the uncentred second moment, so the mean direction is kept in the projection.
+    them from the uncentred second moment, so the mean direction stays in the projection.
 
     Raises:
         ValueError, TypeError: inputs of the wrong shape or width, NaN, fewer than 2 images,
