@@ -14,10 +14,14 @@ of random images in one process:
 Every call runs under `torch.inference_mode()`. Each variant gets one untimed warm-up call.
 Then the variants run interleaved (A B C D A B C D ...) for `--repeats` rounds, and the table
 shows the median wall-clock time of each, so that slow drift of the machine affects all
-variants alike. Other processes on the machine still distort the ratios, so the script prints
-the load average before and after the timed rounds, and `--json` also records every round's
-wall-clock and process CPU time. The targets are reported as PASS or FAIL and not asserted. The
-exit status is 0 unless an error is raised.
+variants alike. The targets are reported as PASS or FAIL and not asserted. The exit status is
+0 unless an error is raised.
+
+Other processes on the machine still distort the ratios. To show this, the script prints the
+load average and the share of the available CPU time that the process received, and `--json`
+records every round's wall-clock time, process CPU time and minor page faults. Page faults
+matter on Linux with glibc, where freed tensors can go back to the OS and the next call then
+faults its memory in again.
 
 Run it from the repository root:
 
@@ -40,8 +44,14 @@ import _paths  # noqa: F401  (before textspan, see _paths.py)
 import open_clip
 import torch
 from torch import Tensor
+from transformer_lens import ActivationCache
 
 from hooked_clip import HookedViT
+
+try:
+    import resource
+except ImportError:  # not available on Windows
+    resource = None
 
 # Maximum ratio of each variant's median time to the median time of `encode_image`.
 TARGETS = {"hooked": 1.10, "cache_resid": 1.15, "cache_all": 2.5}
@@ -51,6 +61,9 @@ LABELS = {
     "cache_resid": "run_with_cache, hook_resid* only",
     "cache_all": "run_with_cache, every hook",
 }
+
+# A variant returns the image embedding and, for the caching variants, the cache.
+Variant = Callable[[], tuple[Tensor, ActivationCache | None]]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -71,6 +84,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.repeats < 1:
         parser.error(f"--repeats must be at least 1, got {args.repeats}")
     return args
+
+
+# -- environment ------------------------------------------------------------------------------
 
 
 def cpu_model_name() -> str | None:
@@ -94,7 +110,17 @@ def load_average() -> list[float] | None:
         return None
 
 
-def cache_bytes(cache: dict[str, Tensor]) -> dict[str, int]:
+def minor_page_faults() -> int | None:
+    """Return the minor page faults of this process so far, or None where `resource` is missing."""
+    if resource is None:
+        return None
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+# -- measurement ------------------------------------------------------------------------------
+
+
+def cache_bytes(cache: ActivationCache) -> dict[str, int]:
     """Count the memory of a cache of activations in two ways.
 
     `logical_bytes` sums `numel() * element_size()` over the entries, which is the size of the
@@ -114,8 +140,148 @@ def cache_bytes(cache: dict[str, Tensor]) -> dict[str, int]:
     return {"entries": len(cache), "logical_bytes": logical, "storage_bytes": sum(storages.values())}
 
 
+def warm_up(variants: dict[str, Variant]) -> tuple[dict[str, float], dict[str, dict[str, int]]]:
+    """Run every variant once, untimed.
+
+    Returns the max absolute difference of each variant's output from `encode_image`'s, and the
+    sizes of the caches that the caching variants return.
+    """
+    reference, _ = variants["encode_image"]()
+    max_abs_diff = {}
+    cache_sizes = {}
+    for name, run in variants.items():
+        output, cache = run()
+        max_abs_diff[name] = (output - reference).abs().max().item()
+        if cache is not None:
+            cache_sizes[name] = cache_bytes(cache)
+        del output, cache
+    return max_abs_diff, cache_sizes
+
+
+def time_rounds(variants: dict[str, Variant], repeats: int) -> dict[str, dict[str, list]]:
+    """Run the variants interleaved for `repeats` rounds and record each call.
+
+    Returns, per variant, the wall-clock seconds, process CPU seconds and minor page faults of
+    every call (page faults are None where the platform cannot count them).
+    """
+    records = {name: {"wall_s": [], "cpu_s": [], "page_faults": []} for name in variants}
+    for _ in range(repeats):
+        for name, run in variants.items():
+            faults_start = minor_page_faults()
+            cpu_start = time.process_time()
+            start = time.perf_counter()
+            output, cache = run()
+            wall = time.perf_counter() - start
+            cpu = time.process_time() - cpu_start
+            faults_end = minor_page_faults()
+
+            records[name]["wall_s"].append(wall)
+            records[name]["cpu_s"].append(cpu)
+            faults = None if faults_start is None else faults_end - faults_start
+            records[name]["page_faults"].append(faults)
+
+            # Freeing the output and cache is left out of the timing.
+            del output, cache
+    return records
+
+
+def summarize(records: dict, max_abs_diff: dict, cache_sizes: dict) -> dict[str, dict]:
+    """Compute each variant's median time, ratio to `encode_image` and verdict on its target."""
+    baseline_times = records["encode_image"]["wall_s"]
+    baseline = statistics.median(baseline_times)
+    results = {}
+    for name, record in records.items():
+        median = statistics.median(record["wall_s"])
+        ratio = median / baseline
+        target = TARGETS.get(name)
+        faults = [count for count in record["page_faults"] if count is not None]
+        results[name] = {
+            "label": LABELS[name],
+            "median_s": median,
+            "min_s": min(record["wall_s"]),
+            "ratio": ratio,
+            "target_ratio": target,
+            "passed": None if target is None else ratio <= target,
+            "median_page_faults": statistics.median(faults) if faults else None,
+            "max_abs_diff_to_encode_image": max_abs_diff[name],
+            "times_s": record["wall_s"],
+            "process_cpu_times_s": record["cpu_s"],
+            "page_faults": record["page_faults"],
+            # Ratios within one round, where the variants ran back to back under similar load.
+            "round_ratios": [value / base for value, base in zip(record["wall_s"], baseline_times)],
+        }
+        if name in cache_sizes:
+            results[name]["cache"] = cache_sizes[name]
+    return results
+
+
+def cpu_share(records: dict, threads: int) -> float:
+    """Return the median over all timed calls of process CPU time / (wall time * threads).
+
+    Near 1 when the process had every thread's core to itself. Well under 1 when other
+    processes took CPU time, which makes the timings unreliable.
+    """
+    return statistics.median(
+        cpu / (wall * threads)
+        for record in records.values()
+        for cpu, wall in zip(record["cpu_s"], record["wall_s"])
+    )
+
+
+# -- output -----------------------------------------------------------------------------------
+
+
 def format_bytes(n_bytes: int) -> str:
     return f"{n_bytes / 2**20:,.1f} MiB"
+
+
+def print_report(args: argparse.Namespace, environment: dict, results: dict) -> None:
+    print(f"model {args.model}, random weights, batch {args.batch}, CPU, {args.repeats} timed rounds")
+    print(
+        f"torch {environment['torch']}, open_clip {environment['open_clip']}, "
+        f"{environment['threads']} threads, CPU: {environment['cpu'] or 'unknown (no /proc/cpuinfo)'}"
+    )
+    print(
+        f"load average (1, 5, 15 min) before: {environment['load_average_before']}, "
+        f"after: {environment['load_average_after']}"
+    )
+    print()
+
+    header = f"{'variant':<34} {'median s':>9} {'ratio':>7} {'target':>8}  {'result':<6} {'page faults':>11}"
+    print(header)
+    print("-" * len(header))
+    for result in results.values():
+        target = result["target_ratio"]
+        target_text = "-" if target is None else f"<= {target:.2f}"
+        if result["passed"] is None:
+            verdict = "-"
+        elif result["passed"]:
+            verdict = "PASS"
+        else:
+            verdict = "FAIL"
+        faults = result["median_page_faults"]
+        faults_text = "n/a" if faults is None else f"{faults:,.0f}"
+        print(
+            f"{result['label']:<34} {result['median_s']:>9.3f} {result['ratio']:>7.3f} "
+            f"{target_text:>8}  {verdict:<6} {faults_text:>11}"
+        )
+    print("(page faults: median minor page faults per call)")
+
+    print()
+    for result in results.values():
+        if "cache" in result:
+            cache = result["cache"]
+            print(
+                f"{result['label']}: {cache['entries']} entries, "
+                f"{format_bytes(cache['logical_bytes'])} as numel * element_size, "
+                f"{format_bytes(cache['storage_bytes'])} in distinct storages (memory kept alive)"
+            )
+    worst = max(result["max_abs_diff_to_encode_image"] for result in results.values())
+    print(f"max abs difference of the image embeddings from encode_image: {worst:.2e}")
+    print(
+        f"process CPU time / (wall time * threads), median over the timed calls: "
+        f"{environment['cpu_share']:.2f} (well under 1 means that other processes took CPU time)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,70 +296,21 @@ def main(argv: list[str] | None = None) -> int:
     def resid_only(name: str) -> bool:
         return "hook_resid" in name
 
-    # Each variant returns the image embedding and, for the caching variants, the cache.
-    variants: dict[str, Callable[[], tuple[Tensor, dict[str, Tensor] | None]]] = {
+    variants: dict[str, Variant] = {
         "encode_image": lambda: (clip.encode_image(images), None),
         "hooked": lambda: (hooked(images), None),
         "cache_resid": lambda: hooked.run_with_cache(images, names_filter=resid_only),
         "cache_all": lambda: hooked.run_with_cache(images),
     }
 
-    times: dict[str, list[float]] = {name: [] for name in variants}
-    cpu_times: dict[str, list[float]] = {name: [] for name in variants}
-    cache_sizes: dict[str, dict[str, int]] = {}
     load_before = load_average()
     with torch.inference_mode():
-        # The warm-up calls also record how far each variant's output is from encode_image's.
-        reference, _ = variants["encode_image"]()
-        max_abs_diff: dict[str, float] = {}
-        for name, run in variants.items():
-            output, cache = run()
-            max_abs_diff[name] = (output - reference).abs().max().item()
-            if cache is not None:
-                cache_sizes[name] = cache_bytes(dict(cache.items()))
-            del output, cache
-        del reference
-
-        for _ in range(args.repeats):
-            for name, run in variants.items():
-                start = time.perf_counter()
-                cpu_start = time.process_time()
-                output, cache = run()
-                cpu_times[name].append(time.process_time() - cpu_start)
-                times[name].append(time.perf_counter() - start)
-                # Freeing the cache is left out of the timing.
-                del output, cache
-
+        max_abs_diff, cache_sizes = warm_up(variants)
+        records = time_rounds(variants, args.repeats)
     load_after = load_average()
+
+    results = summarize(records, max_abs_diff, cache_sizes)
     threads = torch.get_num_threads()
-    cpu_share = statistics.median(
-        cpu / (wall * threads)
-        for name in variants
-        for cpu, wall in zip(cpu_times[name], times[name])
-    )
-
-    medians = {name: statistics.median(values) for name, values in times.items()}
-    baseline = medians["encode_image"]
-    results = {}
-    for name, median in medians.items():
-        ratio = median / baseline
-        target = TARGETS.get(name)
-        results[name] = {
-            "label": LABELS[name],
-            "median_s": median,
-            "min_s": min(times[name]),
-            # Ratios within one round, where the variants ran back to back under similar load.
-            "round_ratios": [value / base for value, base in zip(times[name], times["encode_image"])],
-            "times_s": times[name],
-            "process_cpu_times_s": cpu_times[name],
-            "ratio": ratio,
-            "target_ratio": target,
-            "passed": None if target is None else ratio <= target,
-            "max_abs_diff_to_encode_image": max_abs_diff[name],
-        }
-        if name in cache_sizes:
-            results[name]["cache"] = cache_sizes[name]
-
     environment = {
         "torch": torch.__version__,
         "open_clip": open_clip.__version__,
@@ -202,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         "cpu": cpu_model_name(),
         "load_average_before": load_before,
         "load_average_after": load_after,
-        "cpu_share": cpu_share,
+        "cpu_share": cpu_share(records, threads),
     }
     print_report(args, environment, results)
 
@@ -220,50 +337,6 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
         print(f"\nWrote {args.json}")
     return 0
-
-
-def print_report(args: argparse.Namespace, environment: dict, results: dict) -> None:
-    print(f"model {args.model}, random weights, batch {args.batch}, CPU, {args.repeats} timed rounds")
-    print(
-        f"torch {environment['torch']}, open_clip {environment['open_clip']}, "
-        f"{environment['threads']} threads, CPU: {environment['cpu'] or 'unknown (no /proc/cpuinfo)'}"
-    )
-    print(f"load average (1, 5, 15 min) before: {environment['load_average_before']}, "
-          f"after: {environment['load_average_after']}")
-    print()
-
-    header = f"{'variant':<34} {'median s':>9} {'ratio':>7} {'target':>8}  result"
-    print(header)
-    print("-" * len(header))
-    for result in results.values():
-        target = result["target_ratio"]
-        target_text = "-" if target is None else f"<= {target:.2f}"
-        if result["passed"] is None:
-            verdict = "-"
-        elif result["passed"]:
-            verdict = "PASS"
-        else:
-            verdict = "FAIL"
-        print(
-            f"{result['label']:<34} {result['median_s']:>9.3f} {result['ratio']:>7.3f} "
-            f"{target_text:>8}  {verdict}"
-        )
-
-    print()
-    for result in results.values():
-        if "cache" in result:
-            cache = result["cache"]
-            print(
-                f"{result['label']}: {cache['entries']} entries, "
-                f"{format_bytes(cache['logical_bytes'])} as numel * element_size, "
-                f"{format_bytes(cache['storage_bytes'])} in distinct storages (memory kept alive)"
-            )
-    worst = max(result["max_abs_diff_to_encode_image"] for result in results.values())
-    print(f"max abs difference of the image embeddings from encode_image: {worst:.2e}")
-    print(
-        f"process CPU time / (wall time * threads), median over the timed calls: "
-        f"{environment['cpu_share']:.2f} (well under 1 means that other processes took CPU time)"
-    )
 
 
 if __name__ == "__main__":

@@ -97,7 +97,8 @@ class HookedViT(HookedRootModule):
     def _pool(self, tokens: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch d_model"]:
         if self.cfg.pool_type == "avg":
             return tokens[:, 1:].mean(dim=1)
-        return tokens[:, 0]
+        # A copy, so that caching hook_pooled does not keep every token's ln_final output alive.
+        return tokens[:, 0].clone()
 
     def pool_weights(self, batch: int = 1) -> Float[Tensor, "batch pos"]:
         """Return the weight of each position in the pooled vector: one-hot for 'tok', 1/n_patches for 'avg'."""
