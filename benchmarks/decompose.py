@@ -49,7 +49,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 
-import _paths  # noqa: F401  (before textspan, see _paths.py)
+from _common import cpu_model_name, format_bytes  # before textspan, see _common.py
 import open_clip
 import torch
 import torch.nn.functional as F
@@ -288,23 +288,6 @@ def time_results(batch: int, repeats: int, seed: int) -> dict:
 # -- report -----------------------------------------------------------------------------------
 
 
-def cpu_model_name() -> str | None:
-    """Return the first `model name` line of /proc/cpuinfo, or None where there is none."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        key, _, value = line.partition(":")
-        if key.strip() == "model name":
-            return value.strip()
-    return None
-
-
-def format_bytes(n_bytes: float) -> str:
-    if abs(n_bytes) >= 2**30:
-        return f"{n_bytes / 2**30:,.1f} GiB"
-    return f"{n_bytes / 2**20:,.1f} MiB"
 
 
 def print_row(

@@ -40,7 +40,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import _paths  # noqa: F401  (before textspan, see _paths.py)
+from _common import cpu_model_name, format_bytes  # before textspan, see _common.py
 import open_clip
 import torch
 from torch import Tensor
@@ -88,18 +88,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 # -- environment ------------------------------------------------------------------------------
 
-
-def cpu_model_name() -> str | None:
-    """Return the first `model name` of /proc/cpuinfo, or None where that file is missing."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return None
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "model name":
-            return value.strip()
-    return None
 
 
 def load_average() -> list[float] | None:
@@ -230,9 +218,6 @@ def cpu_share(records: dict, threads: int) -> float:
 
 # -- output -----------------------------------------------------------------------------------
 
-
-def format_bytes(n_bytes: int) -> str:
-    return f"{n_bytes / 2**20:,.1f} MiB"
 
 
 def print_report(args: argparse.Namespace, environment: dict, results: dict) -> None:

@@ -14,7 +14,7 @@ import json
 import statistics
 import time
 
-import _paths  # noqa: F401  (before textspan, see _paths.py)
+import _common  # noqa: F401  (before textspan, see _common.py)
 import open_clip
 import torch
 

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import time
 
 
-import _paths  # noqa: F401  (before textspan, see _paths.py)
+import _common  # noqa: F401  (before textspan, see _common.py)
+from _common import cpu_model_name
 import torch
 
 from textspan.text_span import text_span, text_span_heads, text_span_plain
@@ -32,16 +32,6 @@ def synthetic_head_outputs(n_images: int, width: int, generator: torch.Generator
     coefficients = torch.randn(n_images, width, generator=generator) * spectrum.sqrt()
     return coefficients @ basis.T + torch.randn(width, generator=generator)
 
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> None:
@@ -89,7 +79,7 @@ def main() -> None:
         "speedup": {name: seconds / fast_seconds for name, seconds in plain_seconds.items()},
         "same_selection": same_selection,
         "heads": layers * heads_per_layer, "heads_seconds": heads_seconds, "peak_rss_mib": peak_mib,
-        "torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": cpu_model(),
+        "torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": cpu_model_name() or "unknown",
     }
     print(f"CPU: {results['cpu']}, {results['threads']} threads, torch {results['torch']}")
     print(f"K={args.images} images, M={args.texts} texts, d={args.width}, {args.per_head} texts per head")
