@@ -199,7 +199,7 @@ def run_memory_subprocess(kind: str, batch: int, seed: int) -> dict:
     command += ["--batch", str(batch), "--seed", str(seed)]
     # A fixed mmap threshold makes glibc return every freed block above 64 KiB to the OS, so the
     # RSS follows the bytes of live tensors instead of heap fragmentation, which varies from run
-    # to run; both subprocesses run with the same setting.
+    # to run. Both subprocesses run with the same setting.
     environment = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD_BYTES)}
     completed = subprocess.run(command, capture_output=True, text=True, check=False, env=environment)
     if completed.returncode != 0:

@@ -5,10 +5,10 @@ Run: .venv/bin/python benchmarks/textspan.py [--images 10000] [--texts 3498] [--
 
 Synthetic head outputs (K images, width d, with a decaying spectrum) and M random unit text
 directions, as in the ImageNet setting of Gandelsman et al. (2024): K = 10,000 images here,
-M = 3,498 texts, d = 768, 60 texts per head. Prints the time of `text_span` on one head, the
-time of the plain implementation in float64 and in float32 on the same head with their speed-ups
-and whether they choose the same texts, the time of `text_span_heads` on 64 heads, and the peak
-resident memory.
+M = 3,498 texts, d = 768, 60 texts per head. The script prints the time of `text_span` on one
+head and of the plain implementation in float64 and in float32 on the same head. For each plain
+run it also prints the speed-up and whether it chose the same texts. Last come the time of
+`text_span_heads` on 64 heads and the peak resident memory.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Every tensor is batch first. Intermediate values that cost time or memory (explicit LayerNorm
 statistics, attention scores and patterns, per-head results) are computed only while a hook is
-attached to the hook point that exposes them; otherwise the fused PyTorch kernels run.
+attached to the hook point that exposes them. Otherwise the fused PyTorch kernels run.
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ class Attention(nn.Module):
 
         One matrix product is faster than three per-head products. Without gradients the fused
         copy is cached and rebuilt whenever a weight is replaced or modified in place (tracked by
-        data pointer and version counter); with gradients it is built on each call, so gradients
+        data pointer and version counter). With gradients it is built on each call, so gradients
         reach `W_Q`, `W_K` and `W_V`.
         """
         parameters = (self.W_Q, self.W_K, self.W_V, self.b_Q, self.b_K, self.b_V)

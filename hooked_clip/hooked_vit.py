@@ -193,7 +193,7 @@ class HookedViT(HookedRootModule):
 
         `image_size` (pixels, an int or `(height, width)`) resizes the patch grid of the positional
         embedding with bicubic interpolation, as OpenCLIP does when it loads a checkpoint into a
-        model of another size; the class-token position is kept as is. Without it, input of any
+        model of another size. The class-token position is kept as is. Without it, input of any
         size other than the trained one is rejected.
 
         Raises:

@@ -55,7 +55,7 @@ def create_open_clip_model(
     """Create an OpenCLIP model with pretrained weights, a checkpoint file, or random weights.
 
     `pretrained=None` builds random weights and logs a warning. A string that names an
-    existing file, or looks like a path, is loaded as a checkpoint; any other string is an
+    existing file, or looks like a path, is loaded as a checkpoint. Any other string is an
     OpenCLIP pretrained tag (see `open_clip.list_pretrained_tags_by_model`). Weights are
     never replaced by random ones when loading fails.
 

@@ -124,3 +124,12 @@ def test_head_overlays_written(model, images, tmp_path):
     )
     with pytest.raises(ValueError, match="one each"):
         save_head_overlays(maps, pictures[:2], tmp_path, ["a", "b"])
+
+
+def test_overlay_rejects_bad_shapes(tmp_path):
+    with pytest.raises(ValueError, match=r"\[height, width, 3\]"):
+        save_overlay(np.zeros((32, 48)), torch.zeros(4, 6), tmp_path / "x.png", "title")
+    with pytest.raises(ValueError, match=r"\[rows, cols\]"):
+        save_overlay(np.zeros((32, 48, 3)), torch.zeros(1, 4, 6), tmp_path / "x.png", "title")
+    with pytest.raises(ValueError, match="size"):
+        upsample(torch.zeros(4, 6), (0, 10))

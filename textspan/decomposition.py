@@ -1,10 +1,10 @@
 """Exact decomposition of a CLIP image embedding into direct effects of layers, heads and tokens.
 
-Following Gandelsman, Efros and Steinhardt, "Interpreting CLIP's Image Representation via
-Text-Based Decomposition" (ICLR 2024), the embedding `P LN(resid_final[cls])` is linear in the
-final residual stream once the LayerNorm statistics of each image are fixed, and that residual
-stream is the sum of the class-token embedding, every head's output, every attention output
-bias and every MLP output.
+The method follows Gandelsman, Efros and Steinhardt, "Interpreting CLIP's Image Representation
+via Text-Based Decomposition" (ICLR 2024). Once the LayerNorm statistics of each image are fixed,
+the embedding `P LN(resid_final[cls])` is linear in the final residual stream. That residual
+stream is the sum of the class-token embedding, every head's output, every attention output bias
+and every MLP output.
 """
 
 from __future__ import annotations

@@ -116,7 +116,7 @@ def head_heatmaps(
 ) -> HeadHeatmaps:
     """Map, for one head, the TEXTSPAN texts most and least similar to each image's head output.
 
-    For each image the coefficients are `<c_head, t>` over the head's chosen texts `t`; the
+    For each image the coefficients are `<c_head, t>` over the head's chosen texts `t`. The
     text with the largest coefficient and the one with the smallest (most negative) are mapped
     on the head's per-token contributions (Figure 6 of Gandelsman et al., 2024).
     `text_embeddings` is the candidate pool the span was chosen from.
@@ -156,7 +156,16 @@ def _text_directions(model, texts, width: int) -> Tensor:
 
 
 def upsample(heatmaps: Float[Tensor, "*batch rows cols"], size: tuple[int, int]) -> Float[Tensor, "*batch height width"]:
-    """Resize heatmaps bilinearly to `size` (height, width) pixels."""
+    """Resize heatmaps bilinearly to `size` (height, width) pixels.
+
+    Raises:
+        ValueError: heatmaps with fewer than 2 axes, or a size that is not two positive integers.
+    """
+    if not isinstance(heatmaps, Tensor) or heatmaps.ndim < 2:
+        shape = tuple(heatmaps.shape) if isinstance(heatmaps, Tensor) else type(heatmaps).__name__
+        raise ValueError(f"heatmaps has shape {shape}; expected a tensor [*batch, rows, cols].")
+    if len(size) != 2 or min(int(v) for v in size) <= 0:
+        raise ValueError(f"size={size} is invalid; expected (height, width) in pixels, both positive.")
     leading = heatmaps.shape[:-2]
     flat = heatmaps.reshape(-1, 1, *heatmaps.shape[-2:]).float()
     resized = F.interpolate(flat, size=size, mode="bilinear", align_corners=False)
@@ -171,8 +180,17 @@ def save_overlay(
 ) -> None:
     """Write a PNG of `image` (`[height, width, 3]`, values 0..1) beside and under its heatmap.
 
-    The heatmap is upsampled to the image size; a colour bar gives its scale.
+    The heatmap is upsampled to the image size, and a colour bar gives its scale.
+
+    Raises:
+        ValueError: an image that is not `[height, width, 3]`, or a heatmap that is not 2-D.
     """
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image has shape {image.shape}; expected [height, width, 3] (see images.denormalize).")
+    if not isinstance(heatmap, Tensor) or heatmap.ndim != 2:
+        shape = tuple(heatmap.shape) if isinstance(heatmap, Tensor) else type(heatmap).__name__
+        raise ValueError(f"heatmap has shape {shape}; expected one map [rows, cols].")
     import matplotlib
 
     matplotlib.use("Agg")

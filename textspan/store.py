@@ -1,7 +1,7 @@
 """Decompose a folder of images into chunk files on disk, resumably, and read them back.
 
 A job writes `manifest.json` (model, options, image list) and one `chunk-NNNNN.pt` per chunk of
-images, each through a temporary file, so an interrupted job loses at most the chunk in progress
+images, each through a temporary file. An interrupted job loses at most the chunk in progress,
 and a rerun with the same arguments continues where it stopped.
 """
 

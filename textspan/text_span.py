@@ -38,7 +38,7 @@ class TextSpanResult:
     """The texts that TEXTSPAN chose for one head, in the order chosen.
 
     `variances[i]` is the variance over images of the head outputs along the i-th chosen
-    direction (after projecting out the earlier ones); `explained[i]` is the fraction of the
+    direction, after projecting out the earlier ones. `explained[i]` is the fraction of the
     head outputs' total variance that the first `i + 1` directions explain (equation 7 of
     Gandelsman et al., 2024). `basis` holds the orthonormal directions `[n_chosen, d]` whose span
     the algorithm builds, and `projection = basis.T @ basis` maps head outputs onto that span.
@@ -142,11 +142,11 @@ def principal_directions(
 ) -> tuple[Float[Tensor, "d r"], Float[Tensor, "r"] | Float[Tensor, "r r"], float]:
     """Return the top principal directions of the head outputs, their covariance, and the total variance.
 
-    `rank=None` keeps every direction with non-negligible variance. The covariance of the
-    centred outputs in these coordinates is returned as a vector of variances when it is
-    diagonal (`centre=True`, the eigenvectors of the covariance) and as a matrix otherwise
-    (`centre=False`, the eigenvectors of the uncentred second moment, which keep the mean
-    direction in the projection).
+    `rank=None` keeps every direction with non-negligible variance. With `centre=True` the
+    directions are eigenvectors of the covariance, so the covariance of the centred outputs in
+    these coordinates is diagonal and is returned as a vector of variances. With `centre=False`
+    they are eigenvectors of the uncentred second moment, which keep the mean direction in the
+    projection, and the covariance is returned as a matrix.
 
     Raises:
         ValueError: `rank` larger than the number of images or the width.
@@ -202,7 +202,7 @@ def text_span(
     warning is logged. Ties go to the lowest index. Computation is in float64.
 
     `centre=True` (the default) takes the principal directions of the centred outputs, because
-    TEXTSPAN maximises variance over images, which the mean does not affect; `centre=False` takes
+    TEXTSPAN maximises variance over images, which the mean does not affect. `centre=False` takes
     them from the uncentred second moment, so the mean direction stays in the projection.
 
     Raises:
